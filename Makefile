@@ -1,0 +1,47 @@
+# Two commands for a fresh clone: `make demo` and `make test`.
+# Each creates or reuses .venv and installs what it needs (torch: the pinned CPU build first).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH := torch==2.13.0
+STAMP_CORE := $(VENV)/.stamp-core
+STAMP_DEV := $(VENV)/.stamp-dev
+WORKSPACE ?= demo-workspace
+
+.PHONY: demo test lint typecheck unit bench-ingest clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP_CORE): pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[hf]"
+	touch $@
+
+$(STAMP_DEV): pyproject.toml $(STAMP_CORE)
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[hf,train,dev]" "$(TORCH)"
+	touch $@
+
+demo: $(STAMP_CORE)
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/demo.sh "$(WORKSPACE)"
+
+lint: $(STAMP_DEV)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: $(STAMP_DEV)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP_DEV)
+	$(VENV)/bin/pytest -n 2 -q
+
+test: lint typecheck unit
+
+bench-ingest: $(STAMP_DEV)
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(WORKSPACE) bench/out
