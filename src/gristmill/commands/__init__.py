@@ -1,0 +1,1 @@
+"""Click commands, one module per area; ``gristmill.cli`` assembles them."""

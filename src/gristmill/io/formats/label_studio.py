@@ -1,0 +1,5 @@
+"""Placeholder: formats of this family are being written."""
+
+from gristmill.io.formats.base import Format
+
+FORMATS: list[Format] = []
