@@ -47,6 +47,6 @@ def connect(workspace: Workspace) -> duckdb.DuckDBPyConnection:
 def run_query(workspace: Workspace, sql: str) -> pa.Table:
     con = connect(workspace)
     try:
-        return con.execute(sql).to_arrow_table()
+        return con.sql(sql).to_arrow_table()
     finally:
         con.close()

@@ -3,7 +3,9 @@ folder and the version appears (atomic rename) only when complete."""
 
 from __future__ import annotations
 
+import queue
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +39,7 @@ class VersionWriter:
         params: dict[str, Any] | None = None,
         parent: str | None = None,
         shard_rows: int = DEFAULT_SHARD_ROWS,
+        background: bool = False,
     ) -> None:
         self.workspace = workspace
         self.name = check_name(name)
@@ -58,6 +61,36 @@ class VersionWriter:
         self._writer: pq.ParquetWriter | None = None
         self._writer_rows = 0
         self._writer_path: Path | None = None
+        # background=True: Parquet encoding runs in a thread (it releases the GIL), so
+        # the caller parses the next batch meanwhile; tables are written in order.
+        self._queue: queue.Queue[pa.Table | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=4)
+            self._thread = threading.Thread(target=self._drain, name="parquet-writer", daemon=True)
+            self._thread.start()
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while True:
+            table = self._queue.get()
+            if table is None:
+                return
+            if self._error is None:
+                try:
+                    self._write_now(table)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def _join(self) -> None:
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def __enter__(self) -> VersionWriter:
         return self
@@ -84,6 +117,14 @@ class VersionWriter:
             table = pa.Table.from_batches([table])
         if table.schema != self.schema:
             table = table.select(self.schema.names).cast(self.schema)
+        if self._queue is not None:
+            if self._error is not None:
+                self._join()
+            self._queue.put(table)
+        else:
+            self._write_now(table)
+
+    def _write_now(self, table: pa.Table) -> None:
         offset = 0
         while offset < table.num_rows:
             writer = self._current_writer()
@@ -115,7 +156,14 @@ class VersionWriter:
 
     # -- finishing --------------------------------------------------------------------
 
+    def finish_data(self) -> list[Path]:
+        """Close the open shard and return the shard files (for checks before commit)."""
+        self._join()
+        self._close_shard()
+        return [self._tmp / s.path for s in self._shards]
+
     def commit(self) -> Version:
+        self._join()
         self._close_shard()
         for attempt in range(100):
             number, final = self.workspace.next_version_dir(self.name)
@@ -144,6 +192,10 @@ class VersionWriter:
         raise StoreError(f"could not commit a new version of {self.name}")
 
     def abort(self) -> None:
+        try:
+            self._join()
+        except BaseException:
+            pass  # aborting anyway
         if self._writer is not None:
             self._writer.close()
             self._writer = None
