@@ -10,7 +10,17 @@ from gristmill import __version__
 from gristmill.commands import datasets, export, ingest, report
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class PipelineOrder(click.Group):
+    """List verbs in the order of the work (init, import, …, export), not A-Z."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(
+    cls=PipelineOrder,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--workspace",
     "-w",
@@ -25,9 +35,24 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     ctx.obj = {"workspace": workspace}
 
 
-for module in (datasets, ingest, export, report):
-    for command in module.COMMANDS:
-        cli.add_command(command)
+ORDER = [
+    "init",
+    "import",
+    "formats",
+    "ls",
+    "show",
+    "head",
+    "log",
+    "diff",
+    "query",
+    "report",
+    "export",
+    "rm",
+]
+_commands = {c.name: c for m in (datasets, ingest, export, report) for c in m.COMMANDS}
+for _name in [*ORDER, *sorted(set(_commands) - set(ORDER))]:
+    if _name in _commands:
+        cli.add_command(_commands[_name])
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def ls_cmd(ctx: click.Context) -> None:
     console.print(table)
 
 
-@click.command("show")
+@click.command("show", short_help="A version's manifest: kind, rows, parent, sources.")
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_context
@@ -76,7 +76,9 @@ def show_cmd(ctx: click.Context, ref: str, as_json: bool) -> None:
         click.echo(m.model_dump_json(indent=2))
         return
     console.print(f"[bold]{m.ref}[/]  {m.kind}, {m.row_count:,} rows, {len(m.shards)} shard(s)")
-    console.print(f"  made by {m.operation} on {m.created_at:%Y-%m-%d %H:%M:%S} UTC by {m.created_by}")
+    console.print(
+        f"  made by {m.operation} on {m.created_at:%Y-%m-%d %H:%M:%S} UTC by {m.created_by}"
+    )
     console.print(f"  parent: {m.parent or '-'}")
     if m.params:
         console.print(f"  params: {json.dumps(m.params, default=str)}")
@@ -145,12 +147,16 @@ def diff_cmd(ctx: click.Context, old: str, new: str) -> None:
     console.print(
         f"  added {d.added:,}   removed {d.removed:,}   changed {d.changed:,}   unchanged {d.unchanged:,}"
     )
-    for label, ids in (("added", d.sample_added), ("removed", d.sample_removed), ("changed", d.sample_changed)):
+    for label, ids in (
+        ("added", d.sample_added),
+        ("removed", d.sample_removed),
+        ("changed", d.sample_changed),
+    ):
         if ids:
             console.print(f"  e.g. {label}: {', '.join(ids)}")
 
 
-@click.command("rm")
+@click.command("rm", short_help="Delete a version or a dataset (asks first).")
 @click.argument("ref")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
@@ -171,7 +177,7 @@ def rm_cmd(ctx: click.Context, ref: str, yes: bool) -> None:
     console.print(f"deleted {', '.join(removed)}")
 
 
-@click.command("query")
+@click.command("query", short_help="SQL over every version and attribute (DuckDB).")
 @click.argument("sql")
 @click.option("--limit", default=50, show_default=True, help="Rows to print (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON lines.")

@@ -49,7 +49,11 @@ def _print_plan(plans: list[FilePlan], kind: Kind | None) -> None:
         else:
             runner_up = ", ".join(f"{n} {s:.2f}" for n, s in plan.scores[1:3])
             why = f" (next: {runner_up})" if runner_up else ""
-            how = "given by --format" if not plan.scores else f"detected, score {plan.scores[0][1]:.2f}{why}"
+            how = (
+                "given by --format"
+                if not plan.scores
+                else f"detected, score {plan.scores[0][1]:.2f}{why}"
+            )
             console.print(
                 f"  {plan.name}: [bold]{plan.format.name}[/] → {plan.format.kind} "
                 f"[dim]({plan.container}; {how})[/]"
@@ -96,14 +100,19 @@ def print_report(report: ImportReport) -> None:
         )
 
 
-@click.command("import")
+@click.command("import", short_help="Import a file or folder as a new dataset version.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--as", "name", required=True, help="Dataset name to create a new version of.")
-@click.option("--format", "fmt", default=None, help="Row format (skip detection); see `gristmill formats`.")
+@click.option(
+    "--format", "fmt", default=None, help="Row format (skip detection); see `gristmill formats`."
+)
 @click.option("--map", "field_map", default=None, help="Rename fields first: old=new,old2=new2.")
 @click.option(
-    "--header/--no-header", default=None, help="CSV/TSV: the first row is (not) a header (default: guess)."
+    "--header/--no-header",
+    default=None,
+    help="CSV/TSV: the first row is (not) a header (default: guess).",
 )
+@click.option("--lines", is_flag=True, help="Text files: one document per line, not per file.")
 @click.pass_context
 @friendly_errors
 def import_cmd(
@@ -113,10 +122,13 @@ def import_cmd(
     fmt: str | None,
     field_map: str | None,
     header: bool | None,
+    lines: bool,
 ) -> None:
     """Import a file or folder (JSONL, JSON, CSV/TSV, Parquet, HF save_to_disk, text; gzip/zstd)."""
     workspace = workspace_from(ctx)
-    options = ImportOptions(format=fmt, field_map=parse_map(field_map), header=header)
+    options = ImportOptions(
+        format=fmt, field_map=parse_map(field_map), header=header, text_lines=lines
+    )
     console.print(f"importing [bold]{path}[/] as [bold]{name}[/]")
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -148,7 +160,7 @@ def import_cmd(
         raise UserError(f"nothing imported from {path}: no row became a record (see above)")
 
 
-@click.command("formats")
+@click.command("formats", short_help="List the import formats and the kind each makes.")
 def formats_cmd() -> None:
     """List the row formats `import` detects, with the record kind each makes."""
     table = Table()

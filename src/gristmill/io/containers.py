@@ -9,6 +9,7 @@ They also count the bytes they consume (for progress) and hash the file.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import queue
@@ -119,12 +120,10 @@ class OpenedFile:
         buffered = io.BufferedReader(self.hasher, buffer_size=1 << 20)
         self.stream: IO[bytes]
         if self.compression == "gzip":
-            import gzip
-
-            self.stream = gzip.GzipFile(fileobj=buffered, mode="rb")
+            self.stream = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
         elif self.compression == "zstd":
             reader = zstandard.ZstdDecompressor().stream_reader(buffered)
-            self.stream = io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
+            self.stream = io.BufferedReader(reader, buffer_size=1 << 20)
         else:
             self.stream = buffered
 
@@ -291,14 +290,19 @@ def read_json(opened: OpenedFile, size: int) -> Iterator[RawRow]:
             yield RawRow(1, value)
             return
         if not isinstance(value, list):
-            yield RawRow(1, None, f"expected a JSON array or object, got {type(value).__name__}", data)
+            yield RawRow(
+                1, None, f"expected a JSON array or object, got {type(value).__name__}", data
+            )
             return
         for i, item in enumerate(value, start=1):
             if isinstance(item, dict):
                 yield RawRow(i, item)
             else:
                 yield RawRow(
-                    i, None, f"expected a JSON object, got {type(item).__name__}", orjson.dumps(item)
+                    i,
+                    None,
+                    f"expected a JSON object, got {type(item).__name__}",
+                    orjson.dumps(item),
                 )
         return
     yield from _stream_array(opened.stream)
@@ -378,8 +382,10 @@ HEADER_CELL = re.compile(r"^[A-Za-z_][\w .\-/()]{0,63}$")
 
 def looks_like_header(cells: list[str]) -> bool:
     """Header cells are short identifier-like names, all different."""
-    return bool(cells) and len(set(cells)) == len(cells) and all(
-        HEADER_CELL.match(c.strip()) and not c.strip().endswith("?") for c in cells
+    return (
+        bool(cells)
+        and len(set(cells)) == len(cells)
+        and all(HEADER_CELL.match(c.strip()) and not c.strip().endswith("?") for c in cells)
     )
 
 
@@ -408,9 +414,7 @@ def read_csv(opened: OpenedFile, delimiter: str, header: bool | None) -> Iterato
             yield RawRow(number, None, "invalid UTF-8 in this row", raw)
             continue
         if len(cells) != len(names):
-            yield RawRow(
-                number, None, f"expected {len(names)} columns, found {len(cells)}", raw
-            )
+            yield RawRow(number, None, f"expected {len(names)} columns, found {len(cells)}", raw)
             continue
         yield RawRow(number, dict(zip(names, cells, strict=True)))
     text.detach()  # leave the byte stream open for hashing
@@ -454,8 +458,18 @@ def read_hf_disk(path: Path) -> Iterator[RawRow]:
                 yield raw
 
 
-def read_text(opened: OpenedFile) -> Iterator[RawRow]:
-    """A plain-text file is one document."""
+def read_text(opened: OpenedFile, lines: bool = False) -> Iterator[RawRow]:
+    """A plain-text file is one document, or with ``lines`` one per non-blank line
+    (corpora like one-article-per-line Wikipedia dumps)."""
+    if lines:
+        for number, line in enumerate(opened.stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield RawRow(number, {"text": line.decode("utf-8").rstrip("\r\n")})
+            except UnicodeDecodeError as exc:
+                yield RawRow(number, None, f"invalid UTF-8 at byte {exc.start}", line)
+        return
     data = opened.stream.read()
     try:
         text = data.decode("utf-8")

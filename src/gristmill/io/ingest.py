@@ -10,7 +10,8 @@ and is checked before the version is committed.
 from __future__ import annotations
 
 import base64
-import itertools
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class ImportOptions:
     format: str | None = None  # force one format for every file
     field_map: dict[str, str] = field(default_factory=dict)  # rename fields first
     header: bool | None = None  # CSV/TSV: None guesses
+    text_lines: bool = False  # text files: one document per line, not per file
     batch_rows: int = 4096
     sample_rows: int = 50
     fast: bool = True  # vectorised path for clean JSONL blocks (io/fastpath.py)
@@ -191,7 +193,7 @@ def open_rows(
     elif container in ("csv", "tsv"):
         rows = containers.read_csv(opened, "," if container == "csv" else "\t", options.header)
     elif container == "text":
-        rows = containers.read_text(opened)
+        rows = containers.read_text(opened, options.text_lines)
     else:
         raise ValueError(f"unknown container {container!r}")
     return rows, opened.finish
@@ -232,10 +234,12 @@ def plan_file(path: Path, root: Path, options: ImportOptions) -> FilePlan:
     if options.format is not None:
         return FilePlan(path, name, container, get_format(options.format), [], size)
     rows, _ = open_rows(path, container, options)
-    sample = [
-        apply_map(r.value, options.field_map)
-        for r in itertools.islice((r for r in rows if r.value is not None), options.sample_rows)
-    ]
+    sample: list[dict[str, Any]] = []
+    for raw in rows:
+        if raw.value is not None:
+            sample.append(apply_map(raw.value, options.field_map))
+            if len(sample) >= options.sample_rows:
+                break
     if not sample:
         return FilePlan(path, name, container, None, [], size)
     fmt, scores = detect_format(sample, path)
@@ -372,20 +376,25 @@ def import_path(
         for plan in plans:
             reports.append(_refuse_file(plan, quarantine, plan.problem or "empty file", options))
         quarantine.close()
-        return ImportReport(name, None, reports, None, quarantine.path if quarantine.count else None)
+        return ImportReport(
+            name, None, reports, None, quarantine.path if quarantine.count else None
+        )
 
     params = {
         "path": str(root),
         "format": options.format,
         "map": options.field_map,
         "header": options.header,
+        "text_lines": options.text_lines,
     }
     writer = VersionWriter(
         workspace, name, kind, operation="import", params=params, background=True
     )
     try:
         for plan in plans:
-            report = _import_file(plan, kind, writer, quarantine, attributes, options, progress, now)
+            report = _import_file(
+                plan, kind, writer, quarantine, attributes, options, progress, now
+            )
             reports.append(report)
         quarantine.close()
         result = ImportReport(
@@ -478,7 +487,9 @@ def _import_file(
     now: datetime,
 ) -> FileReport:
     if plan.problem is not None or plan.format is None or plan.container is None:
-        report = _refuse_file(plan, quarantine, plan.problem or "no rows to detect a format", options)
+        report = _refuse_file(
+            plan, quarantine, plan.problem or "no rows to detect a format", options
+        )
         if progress:
             progress(plan.size)
         return report
@@ -609,7 +620,10 @@ def _check_duplicate_ids(shards: list[Path], result: ImportReport) -> None:
     if not shards:
         return
     files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in shards) + "]"
+    spill = tempfile.mkdtemp(prefix="gristmill-dups-")
     con = duckdb.connect()
+    con.execute("SET memory_limit = '512MB'")  # spill to disk rather than grow
+    con.execute(f"SET temp_directory = '{spill}'")
     try:
         con.execute(
             f"CREATE TEMP TABLE dup AS SELECT id, count(*) AS n, "
@@ -620,13 +634,14 @@ def _check_duplicate_ids(shards: list[Path], result: ImportReport) -> None:
         if row is None or not row[0]:
             return
         result.duplicate_ids, result.duplicate_id_rows = int(row[0]), int(row[1])
-        examples = con.execute("SELECT id, n, first, last FROM dup ORDER BY first LIMIT 5").fetchall()
+        examples = con.execute(
+            "SELECT id, n, first, last FROM dup ORDER BY first LIMIT 5"
+        ).fetchall()
         result.duplicate_examples = [f"{i} ×{n} ({a} … {b})" for i, n, a, b in examples]
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def balance_line(report: ImportReport) -> str:
-    return (
-        f"read {report.rows_read:,} = kept {report.kept:,} + quarantined {report.quarantined:,}"
-    )
+    return f"read {report.rows_read:,} = kept {report.kept:,} + quarantined {report.quarantined:,}"
