@@ -112,6 +112,11 @@ def print_report(report: ImportReport) -> None:
     default=None,
     help="CSV/TSV: the first row is (not) a header (default: guess).",
 )
+@click.option(
+    "--include",
+    multiple=True,
+    help="Folders: only files whose name matches this glob (repeatable).",
+)
 @click.option("--lines", is_flag=True, help="Text files: one document per line, not per file.")
 @click.pass_context
 @friendly_errors
@@ -123,11 +128,16 @@ def import_cmd(
     field_map: str | None,
     header: bool | None,
     lines: bool,
+    include: tuple[str, ...],
 ) -> None:
     """Import a file or folder (JSONL, JSON, CSV/TSV, Parquet, HF save_to_disk, text; gzip/zstd)."""
     workspace = workspace_from(ctx)
     options = ImportOptions(
-        format=fmt, field_map=parse_map(field_map), header=header, text_lines=lines
+        format=fmt,
+        field_map=parse_map(field_map),
+        header=header,
+        text_lines=lines,
+        include=list(include),
     )
     console.print(f"importing [bold]{path}[/] as [bold]{name}[/]")
     with Progress(

@@ -10,6 +10,7 @@ and is checked before the version is committed.
 from __future__ import annotations
 
 import base64
+from fnmatch import fnmatch
 import shutil
 import tempfile
 from collections import Counter
@@ -48,6 +49,7 @@ class ImportOptions:
     field_map: dict[str, str] = field(default_factory=dict)  # rename fields first
     header: bool | None = None  # CSV/TSV: None guesses
     text_lines: bool = False  # text files: one document per line, not per file
+    include: list[str] = field(default_factory=list)  # folders: file-name globs to take
     batch_rows: int = 4096
     sample_rows: int = 50
     fast: bool = True  # vectorised path for clean JSONL blocks (io/fastpath.py)
@@ -162,8 +164,9 @@ class Quarantine:
 # -- planning ------------------------------------------------------------------------------
 
 
-def collect_files(path: Path) -> list[Path]:
-    """The data files under ``path`` (itself if a file), sorted; hidden files skipped."""
+def collect_files(path: Path, include: list[str] | None = None) -> list[Path]:
+    """The data files under ``path`` (itself if a file), sorted; hidden files skipped.
+    In a folder, ``include`` globs (on the file name) keep only matching files."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_file() or containers.is_hf_disk(path):
@@ -172,7 +175,9 @@ def collect_files(path: Path) -> list[Path]:
     for child in sorted(path.iterdir()):
         if child.name.startswith("."):
             continue
-        out.extend(collect_files(child))
+        if child.is_file() and include and not any(fnmatch(child.name, g) for g in include):
+            continue
+        out.extend(collect_files(child, include))
     return out
 
 
@@ -363,7 +368,9 @@ def import_path(
     """Import a file or folder as a new version of dataset ``name``."""
     options = options or ImportOptions()
     root = Path(path)
-    files = collect_files(root)
+    files = collect_files(root, options.include)
+    if not files:
+        raise FileNotFoundError(f"{root}: no files to import (include: {options.include})")
     plans = [plan_file(f, root, options) for f in files]
     kind = plans[0].format.kind if options.format and plans[0].format else choose_kind(plans)
     if on_plan is not None:
@@ -386,6 +393,7 @@ def import_path(
         "map": options.field_map,
         "header": options.header,
         "text_lines": options.text_lines,
+        "include": options.include,
     }
     writer = VersionWriter(
         workspace, name, kind, operation="import", params=params, background=True
