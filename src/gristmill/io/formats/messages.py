@@ -102,7 +102,9 @@ def content_text(value: Any, field: str) -> tuple[str, str | None]:
                 raise RowError("content part has no text", f"{field}[{i}]")
             (reasoning if part.get("type") in ("reasoning", "thinking") else texts).append(text)
         return "".join(texts), ("".join(reasoning) if reasoning else None)
-    raise RowError(f"content must be a string or a list of parts, got {type(value).__name__}", field)
+    raise RowError(
+        f"content must be a string or a list of parts, got {type(value).__name__}", field
+    )
 
 
 def split_system(messages: list[Message]) -> tuple[str | None, list[Message]]:
