@@ -61,7 +61,16 @@ def measure(worker: str, corpus: Path) -> dict[str, float]:
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{worker}-"))
     try:
         out = subprocess.run(
-            [sys.executable, __file__, "--worker", worker, "--corpus", str(corpus), "--scratch", str(scratch)],
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                worker,
+                "--corpus",
+                str(corpus),
+                "--scratch",
+                str(scratch),
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -73,7 +82,9 @@ def measure(worker: str, corpus: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--worker", choices=sorted(WORKERS))
     parser.add_argument("--corpus", type=Path)
@@ -99,9 +110,13 @@ def main() -> None:
     small = measure("gristmill", quarter)
     print(f"{'contender':<34}{'records/s':>12}{'seconds':>10}{'peak RSS MiB':>14}")
     for name, r in results.items():
-        print(f"{name:<34}{r['rows'] / r['seconds']:>12,.0f}{r['seconds']:>10.1f}{r['peak_rss_mib']:>14,.0f}")
+        print(
+            f"{name:<34}{r['rows'] / r['seconds']:>12,.0f}{r['seconds']:>10.1f}{r['peak_rss_mib']:>14,.0f}"
+        )
     label = f"gristmill on {args.records // 4:,} records"
-    print(f"{label:<34}{small['rows'] / small['seconds']:>12,.0f}{small['seconds']:>10.1f}{small['peak_rss_mib']:>14,.0f}")
+    print(
+        f"{label:<34}{small['rows'] / small['seconds']:>12,.0f}{small['seconds']:>10.1f}{small['peak_rss_mib']:>14,.0f}"
+    )
     speedup = results["datasets"]["seconds"] / results["gristmill"]["seconds"]
     memory = results["datasets"]["peak_rss_mib"] / results["gristmill"]["peak_rss_mib"]
     growth = results["gristmill"]["peak_rss_mib"] / small["peak_rss_mib"]

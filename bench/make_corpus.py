@@ -19,7 +19,10 @@ def seed_records() -> list[dict[str, Any]]:
     for item in json.loads((SAMPLES / "lima" / "lima.json").read_text()):
         messages = []
         for user, assistant in item.get("history") or []:
-            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+            messages += [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": assistant},
+            ]
         messages += [
             {"role": "user", "content": item["instruction"]},
             {"role": "assistant", "content": item["output"]},
@@ -37,7 +40,9 @@ def seed_records() -> list[dict[str, Any]]:
             }
         )
     roles = {"human": "user", "gpt": "assistant"}
-    chats = json.loads((SAMPLES / "fastchat_mtbench" / "dummy_conversation_sharegpt.json").read_text())
+    chats = json.loads(
+        (SAMPLES / "fastchat_mtbench" / "dummy_conversation_sharegpt.json").read_text()
+    )
     for item in chats:
         out.append(
             {

@@ -14,7 +14,7 @@ from gristmill.io.ingest import ImportOptions, import_path
 from gristmill.store import Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from make_corpus import write_corpus  # noqa: E402
+from make_corpus import write_corpus
 
 
 def both_paths(
@@ -23,7 +23,9 @@ def both_paths(
     tables = []
     for fast in (True, False):
         name = f"{path.stem.replace('.', '_')}-{'fast' if fast else 'rows'}"
-        report = import_path(workspace, path, name, ImportOptions(fast=fast, block_bytes=block_bytes))
+        report = import_path(
+            workspace, path, name, ImportOptions(fast=fast, block_bytes=block_bytes)
+        )
         assert report.balanced
         assert (sum(f.fast_rows for f in report.files) > 0) == (fast and expect_fast)
         tables.append(workspace.version(name).table().drop_columns(["created_at"]))
@@ -46,7 +48,10 @@ def test_real_chats_with_ids(workspace: Workspace, tmp_path: Path) -> None:
 def test_content_ids_system_prompts_and_bad_rows(workspace: Workspace, tmp_path: Path) -> None:
     good: list[dict[str, Any]] = []
     for i in range(600):
-        messages = [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]
+        messages = [
+            {"role": "user", "content": f"question {i}"},
+            {"role": "assistant", "content": f"answer {i}"},
+        ]
         if i % 3 == 0:
             messages.insert(0, {"role": "system", "content": "Be brief." if i % 2 else "  "})
         if i % 5 == 0:
@@ -66,9 +71,15 @@ def test_content_ids_system_prompts_and_bad_rows(workspace: Workspace, tmp_path:
 
 @pytest.mark.parametrize(
     "sample",
-    ["llamafactory_demos/c4_demo.jsonl", "dolma_cc_samples/cc_en_head-0091.jsonl", "datajuicer_web_samples/redpajama-c4-refined.jsonl"],
+    [
+        "llamafactory_demos/c4_demo.jsonl",
+        "dolma_cc_samples/cc_en_head-0091.jsonl",
+        "datajuicer_web_samples/redpajama-c4-refined.jsonl",
+    ],
 )
 def test_real_documents(workspace: Workspace, samples: Path, sample: str) -> None:
     # Dolma rows carry dates, which only the row path reads
-    fast, rows = both_paths(workspace, samples / sample, 32 << 10, expect_fast="dolma" not in sample)
+    fast, rows = both_paths(
+        workspace, samples / sample, 32 << 10, expect_fast="dolma" not in sample
+    )
     assert_same(fast, rows)

@@ -21,7 +21,13 @@ CASES = [
     # 4 real HH-RLHF rows end in an empty assistant turn: quarantined with the reason
     ("hh_rlhf/harmless-base-test.jsonl.gz", "hh-rlhf", "preference", 2308, 4),
     ("label_studio_exports/test_export_csv_csv_test.json", "label-studio-media", "media", 2, 0),
-    ("label_studio_exports/test_export_json_min_chat_data.json", "label-studio-chat", "conversation", 1, 0),
+    (
+        "label_studio_exports/test_export_json_min_chat_data.json",
+        "label-studio-chat",
+        "conversation",
+        1,
+        0,
+    ),
     ("lima/lima.json", "alpaca", "conversation", 1029, 0),
     ("llamafactory_demos/alpaca_en_demo.json", "alpaca", "conversation", 999, 0),
     ("llamafactory_demos/c4_demo.jsonl", "document", "document", 300, 0),
@@ -32,7 +38,13 @@ CASES = [
     ("llamafactory_demos/v1_dpo_demo.jsonl", "messages-preference", "preference", 10, 0),
     ("mmlu_subset/test/moral_scenarios_test.csv", "mmlu", "eval_item", 895, 0),
     ("openbookqa/openbookqa.jsonl", "openbookqa", "eval_item", 500, 0),
-    ("sharegpt_samples/dialogstudio_sharegpt_original_example.json", "sharegpt", "conversation", 5, 0),
+    (
+        "sharegpt_samples/dialogstudio_sharegpt_original_example.json",
+        "sharegpt",
+        "conversation",
+        5,
+        0,
+    ),
     ("tau_bench_trajectories/gpt-4o-airline.json.gz", "tau-bench", "agent_trace", 200, 0),
     ("uci_sentiment_amazon/amazon_cells_labelled.tsv", "document", "document", 1000, 0),
 ]
@@ -40,7 +52,13 @@ CASES = [
 
 @pytest.mark.parametrize(("sample", "fmt", "kind", "kept", "quarantined"), CASES)
 def test_real_sample_imports(
-    workspace: Workspace, samples: Path, sample: str, fmt: str, kind: str, kept: int, quarantined: int
+    workspace: Workspace,
+    samples: Path,
+    sample: str,
+    fmt: str,
+    kind: str,
+    kept: int,
+    quarantined: int,
 ) -> None:
     report = import_path(workspace, samples / sample, "sample")
     assert report.files[0].format == fmt
@@ -58,7 +76,9 @@ def test_whole_mmlu_folder(workspace: Workspace, samples: Path) -> None:
     # the folder's SOURCE.md is a text document, refused (and counted) in an eval set
     [refused] = [f for f in report.files if f.quarantined]
     assert refused.name == "mmlu_subset/SOURCE.md" and refused.quarantined == 1
-    assert "makes document records but this dataset holds eval_item" in (refused.first_problem or "")
+    assert "makes document records but this dataset holds eval_item" in (
+        refused.first_problem or ""
+    )
     tags = {r["tags"][1] for r in workspace.version("mmlu").iter_rows(columns=["tags"])}
     assert "abstract_algebra" in tags and len(tags) == 6
 
@@ -67,4 +87,6 @@ def test_unknown_shape_is_refused_with_its_fields(workspace: Workspace, samples:
     path = samples / "fastchat_mtbench" / "mt_bench_reference_answer_gpt4.jsonl"
     report = import_path(workspace, path, "refs")
     assert report.version is None and report.quarantined == 30 and report.balanced
-    assert "no known format fits (fields: answer_id, choices" in (report.files[0].first_problem or "")
+    assert "no known format fits (fields: answer_id, choices" in (
+        report.files[0].first_problem or ""
+    )

@@ -103,7 +103,17 @@ def test_empty_file(workspace: Workspace, tmp_path: Path, run_cli: Callable[...,
 @pytest.mark.slow
 def test_50mb_single_line(workspace: Workspace, tmp_path: Path) -> None:
     big = "word " * 10_000_000  # 50 MB of text in one record
-    path = jsonl(tmp_path / "big.jsonl", [{"messages": [{"role": "user", "content": "echo"}, {"role": "assistant", "content": big}]}])
+    path = jsonl(
+        tmp_path / "big.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "echo"},
+                    {"role": "assistant", "content": big},
+                ]
+            }
+        ],
+    )
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_bytes(b"x" * 50_000_000)  # 50 MB, no newline, not JSON
     report = import_path(workspace, path, "big")
@@ -137,7 +147,9 @@ def test_mix_of_formats_in_one_folder(
     assert by_file["mixed/e_more.jsonl.gz"].kept == 3
     docs = by_file["mixed/c_docs.csv"]
     assert (docs.rows_read, docs.quarantined) == (2, 2)
-    assert "makes document records but this dataset holds conversation" in (docs.first_problem or "")
+    assert "makes document records but this dataset holds conversation" in (
+        docs.first_problem or ""
+    )
     blob = by_file["mixed/d_blob.bin"]
     assert blob.quarantined == 1 and "unsupported file type .bin" in (blob.first_problem or "")
     assert report.balanced and report.rows_read == 4 + 5 + 2 + 1 + 3
@@ -170,4 +182,6 @@ def test_unknown_fields_are_kept_in_meta(workspace: Workspace, tmp_path: Path) -
     import_path(workspace, jsonl(tmp_path / "m.jsonl", rows), "m")
     [row] = list(workspace.version("m").iter_rows())
     assert orjson.loads(row["meta"]) == {"source_set": "lima", "score": 0.5}
-    assert row["source"] == "m.jsonl" and row["source_row"] == 1 and row["origin"] == "import:m.jsonl"
+    assert (
+        row["source"] == "m.jsonl" and row["source_row"] == 1 and row["origin"] == "import:m.jsonl"
+    )

@@ -73,7 +73,7 @@ def test_attributes_attach_without_rewriting(workspace: Workspace) -> None:
 
 def test_lineage_and_diff(workspace: Workspace) -> None:
     v1 = workspace.version(write(workspace, "web", ["a", "b", "c"]))
-    rows = docs(["a", "B!", "c"])[:2] + [to_row(Document(id="new", text="n", origin="import:t"))]
+    rows = [*docs(["a", "B!", "c"])[:2], to_row(Document(id="new", text="n", origin="import:t"))]
     v2 = derive_version(v1, pa.Table.from_pylist(rows, schema=v1.schema), "edit", {"why": "test"})
     assert [m.ref for m in workspace.lineage(v2.ref)] == ["web@2", "web@1"]
     d = diff_versions(v1, v2)
@@ -90,7 +90,7 @@ def test_cli_verbs(workspace: Workspace, run_cli: Callable[..., Result]) -> None
     head = run_cli("head", "web", "-n", "1").output
     assert '"text":"alpha"' in head
     assert "added 1" in run_cli("diff", "web@1", "web@2").output
-    q = run_cli("query", "SELECT count(*) AS n FROM \"web@2\"", "--json").output
+    q = run_cli("query", 'SELECT count(*) AS n FROM "web@2"', "--json").output
     assert '{"n":3}' in q
     bad = run_cli("query", "SELEC nonsense")
     assert bad.exit_code == 1 and "query failed" in bad.output

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from datetime import datetime
+
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -110,7 +111,9 @@ def _openai(table: pa.Table) -> dict[str, pa.Array] | None:
     lifted = pc.equal(first_roles, "system")
     first_content = pc.list_element(messages, 0).field("content")
     system = pc.if_else(
-        pc.and_(lifted, pc.invert(_blank(first_content))), first_content, pa.scalar(None, pa.string())
+        pc.and_(lifted, pc.invert(_blank(first_content))),
+        first_content,
+        pa.scalar(None, pa.string()),
     )
     keep = pc.invert(lead_system)
     kept_roles = roles.filter(keep)

@@ -348,9 +348,11 @@ class RowBuilder:
         elif not isinstance(record_id, str):
             record_id = str(record_id)
         record["id"] = record_id
-        record["source"] = self.source
-        record["source_row"] = number
-        record.setdefault("origin", self.origin)
+        if record.get("source") is None:  # native rows keep their first source
+            record["source"] = self.source
+            record["source_row"] = number
+        if record.get("origin") is None:
+            record["origin"] = self.origin
         return record, attributes
 
 

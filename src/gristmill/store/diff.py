@@ -48,9 +48,7 @@ def diff_versions(old: Version, new: Version, sample: int = 5) -> VersionDiff:
 
     added, s_added = ids("SELECT DISTINCT b.id FROM b ANTI JOIN a USING (id)")
     removed, s_removed = ids("SELECT DISTINCT a.id FROM a ANTI JOIN b USING (id)")
-    changed, s_changed = ids(
-        "SELECT DISTINCT a.id FROM a JOIN b USING (id) WHERE a.h <> b.h"
-    )
+    changed, s_changed = ids("SELECT DISTINCT a.id FROM a JOIN b USING (id) WHERE a.h <> b.h")
     same = con.execute(
         "SELECT count(DISTINCT a.id) FROM a JOIN b USING (id) WHERE a.h = b.h"
     ).fetchone()

@@ -65,7 +65,9 @@ class Version:
     # -- reading rows -----------------------------------------------------------------
 
     def dataset(self) -> pads.Dataset:
-        return pads.dataset([str(p) for p in self.shard_paths], schema=self.schema, format="parquet")
+        return pads.dataset(
+            [str(p) for p in self.shard_paths], schema=self.schema, format="parquet"
+        )
 
     def iter_batches(
         self, columns: list[str] | None = None, batch_size: int = 8192

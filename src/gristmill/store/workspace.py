@@ -109,7 +109,9 @@ class Workspace:
         if not self.datasets_dir.exists():
             return []
         return sorted(
-            p.name for p in self.datasets_dir.iterdir() if p.is_dir() and self.version_numbers(p.name)
+            p.name
+            for p in self.datasets_dir.iterdir()
+            if p.is_dir() and self.version_numbers(p.name)
         )
 
     def version_numbers(self, name: str) -> list[int]:

@@ -3,6 +3,7 @@ folder and the version appears (atomic rename) only when complete."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import shutil
 import threading
@@ -192,10 +193,8 @@ class VersionWriter:
         raise StoreError(f"could not commit a new version of {self.name}")
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(BaseException):  # aborting anyway
             self._join()
-        except BaseException:
-            pass  # aborting anyway
         if self._writer is not None:
             self._writer.close()
             self._writer = None
