@@ -56,13 +56,38 @@ FAMILY_CASES = [
     ("llamafactory_demos/glaive_toolcall_en_demo.json", "openai-chat", None, "openai"),
     ("llamafactory_demos/glaive_toolcall_en_demo.json", "sharegpt", None, "sharegpt"),
     ("llamafactory_demos/reason_tool_use_demo_50.jsonl", "openai-chat", None, "openai"),
-    ("llamafactory_demos/alpaca_en_demo.json", "trl-prompt-completion", Form.STANDARD, "trl-prompt-completion"),
-    ("llamafactory_demos/alpaca_en_demo.json", "trl-prompt-completion", Form.CONVERSATIONAL, "trl-prompt-completion"),
+    (
+        "llamafactory_demos/alpaca_en_demo.json",
+        "trl-prompt-completion",
+        Form.STANDARD,
+        "trl-prompt-completion",
+    ),
+    (
+        "llamafactory_demos/alpaca_en_demo.json",
+        "trl-prompt-completion",
+        Form.CONVERSATIONAL,
+        "trl-prompt-completion",
+    ),
     ("llamafactory_demos/c4_demo.jsonl", "trl-lm", Form.STANDARD, "document"),
-    ("hh_rlhf/harmless-base-test.jsonl.gz", "trl-preference", Form.CONVERSATIONAL, "trl-preference"),
-    ("llamafactory_demos/dpo_en_demo.json", "trl-preference", Form.CONVERSATIONAL, "trl-preference"),
+    (
+        "hh_rlhf/harmless-base-test.jsonl.gz",
+        "trl-preference",
+        Form.CONVERSATIONAL,
+        "trl-preference",
+    ),
+    (
+        "llamafactory_demos/dpo_en_demo.json",
+        "trl-preference",
+        Form.CONVERSATIONAL,
+        "trl-preference",
+    ),
     ("llamafactory_demos/dpo_en_demo.json", "openai-preference", None, "openai-preference"),
-    ("llamafactory_demos/kto_en_demo.json", "trl-unpaired", Form.CONVERSATIONAL, "trl-unpaired-preference"),
+    (
+        "llamafactory_demos/kto_en_demo.json",
+        "trl-unpaired",
+        Form.CONVERSATIONAL,
+        "trl-unpaired-preference",
+    ),
 ]
 
 

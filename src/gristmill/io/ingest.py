@@ -10,13 +10,13 @@ and is checked before the version is committed.
 from __future__ import annotations
 
 import base64
-from fnmatch import fnmatch
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import IO, Any
 
