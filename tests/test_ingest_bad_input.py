@@ -35,9 +35,14 @@ def quarantined(report: ImportReport) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in report.quarantine_path.read_bytes().splitlines()]
 
 
-def test_truncated_file(workspace: Workspace, tmp_path: Path) -> None:
+def test_truncated_file(
+    workspace: Workspace, tmp_path: Path, run_cli: Callable[..., Result]
+) -> None:
     path = jsonl(tmp_path / "chats.jsonl", [chat(i) for i in range(10)])
     path.write_bytes(path.read_bytes()[:-25])  # cut inside the last record
+    out = run_cli("import", str(path), "--as", "cli").output
+    assert "chats.jsonl:10: broken JSON" in out and "truncated" in out
+    assert "read 10 = kept 9 + quarantined 1" in out
     report = import_path(workspace, path, "chats")
     assert (report.rows_read, report.kept, report.quarantined) == (10, 9, 1)
     [bad] = quarantined(report)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,8 +14,10 @@ from rich.console import Console
 
 from gristmill.store import StoreError, Workspace
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped or captured output gets wide lines, so file:line messages are not folded.
+_WIDTH = None if sys.stdout.isatty() else max(160, int(os.environ.get("COLUMNS", "0") or 0))
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

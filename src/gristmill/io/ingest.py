@@ -632,20 +632,28 @@ def _check_duplicate_ids(shards: list[Path], result: ImportReport) -> None:
     files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in shards) + "]"
     spill = tempfile.mkdtemp(prefix="gristmill-dups-")
     con = duckdb.connect()
-    con.execute("SET memory_limit = '512MB'")  # spill to disk rather than grow
+    con.execute("SET memory_limit = '128MB'")  # spill to disk rather than grow
+    con.execute("SET threads = 1")
     con.execute(f"SET temp_directory = '{spill}'")
     try:
+        # 8-byte hashes first (small), then the real ids of the colliding hashes only
+        con.execute(
+            f"CREATE TEMP TABLE cand AS SELECT hash(id) AS h FROM read_parquet({files}) "
+            "GROUP BY h HAVING count(*) > 1"
+        )
         con.execute(
             f"CREATE TEMP TABLE dup AS SELECT id, count(*) AS n, "
-            f"min(source || ':' || source_row) AS first, max(source || ':' || source_row) AS last "
-            f"FROM read_parquet({files}) GROUP BY id HAVING count(*) > 1"
+            "min_by(source || ':' || source_row, source_row) AS first, "
+            "max_by(source || ':' || source_row, source_row) AS last "
+            f"FROM read_parquet({files}) WHERE hash(id) IN (SELECT h FROM cand) "
+            "GROUP BY id HAVING count(*) > 1"
         )
         row = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM dup").fetchone()
         if row is None or not row[0]:
             return
         result.duplicate_ids, result.duplicate_id_rows = int(row[0]), int(row[1])
         examples = con.execute(
-            "SELECT id, n, first, last FROM dup ORDER BY first LIMIT 5"
+            "SELECT id, n, first, last FROM dup ORDER BY n DESC, id LIMIT 5"
         ).fetchall()
         result.duplicate_examples = [f"{i} ×{n} ({a} … {b})" for i, n, a, b in examples]
     finally:
