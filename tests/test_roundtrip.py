@@ -3,6 +3,7 @@ samples; every JSONL export loads with `datasets.load_dataset("json")`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,60 @@ def test_native_roundtrip_is_lossless(
     """The native exports keep everything: ids, lineage, meta, timestamps."""
     first, second = roundtrip(workspace, samples / sample, fmt, tmp_path)
     assert list(second.iter_rows()) == list(first.iter_rows())
+
+
+def test_trl_prompt_only_keeps_the_prompts(
+    workspace: Workspace, samples: Path, tmp_path: Path
+) -> None:
+    first = import_path(workspace, samples / "lima" / "lima.json", "lima").version
+    assert first is not None
+    out = tmp_path / "prompts.jsonl"
+    export_version(first, "trl-prompt-only", out, ExportOptions(form=Form.CONVERSATIONAL))
+    second = import_path(workspace, out, "prompts")
+    assert second.files[0].format == "trl-prompt-only" and second.version is not None
+    prompts = [r["messages"] for r in second.version.iter_rows()]
+    originals = [r["messages"][:-1] for r in first.iter_rows()]  # all but the last answer
+    assert prompts == originals
+
+
+def test_trl_stepwise_from_gsm8k_solutions(
+    workspace: Workspace, samples: Path, tmp_path: Path
+) -> None:
+    """Real GSM8K worked solutions, one step per line, as TRL stepwise supervision."""
+    rows = []
+    for line in (samples / "gsm8k" / "test.jsonl").read_text().splitlines()[:40]:
+        item = json.loads(line)
+        steps = [s for s in item["answer"].split("\n") if s.strip()]
+        rows.append(
+            {"prompt": item["question"], "completions": steps, "labels": [True] * len(steps)}
+        )
+    src = tmp_path / "stepwise.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = import_path(workspace, src, "steps")
+    assert first.files[0].format == "trl-stepwise" and first.version is not None
+    out = tmp_path / "again.jsonl"
+    export_version(first.version, "trl-stepwise", out)
+    assert [json.loads(x) for x in out.read_text().splitlines()] == rows
+    second = import_path(workspace, out, "steps2")
+    assert second.version is not None and content(second.version) == content(first.version)
+
+
+def test_lima_style_turn_lists(workspace: Workspace, samples: Path, tmp_path: Path) -> None:
+    """LIMA's own layout: {"conversations": [user, assistant, ...]} of plain strings."""
+    lima = json.loads((samples / "lima" / "lima.json").read_text())
+    multi = [r for r in lima if r["history"]][:10]
+    rows = [
+        {
+            "conversations": [t for pair in r["history"] for t in pair]
+            + [r["instruction"], r["output"]]
+        }
+        for r in multi
+    ]
+    src = tmp_path / "lima-lists.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = import_path(workspace, src, "lists")
+    assert report.files[0].format == "lima" and report.kept == 10
+    alpaca = import_path(workspace, samples / "lima" / "lima.json", "alpaca").version
+    assert alpaca is not None
+    by_alpaca = [r["messages"] for r in alpaca.iter_rows() if len(r["messages"]) > 2][:10]
+    assert [r["messages"] for r in workspace.version("lists").iter_rows()] == by_alpaca

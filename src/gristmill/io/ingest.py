@@ -374,7 +374,7 @@ def import_path(
     if not files:
         raise FileNotFoundError(f"{root}: no files to import (include: {options.include})")
     plans = [plan_file(f, root, options) for f in files]
-    kind = plans[0].format.kind if options.format and plans[0].format else choose_kind(plans)
+    kind = get_format(options.format).kind if options.format else choose_kind(plans)
     if on_plan is not None:
         on_plan(plans, kind)
     now = datetime.now(UTC)
