@@ -11,9 +11,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gristmill.io.formats.base import Format, RowContext, RowError, require_list, require_str
+from gristmill.io.formats.base import (
+    Format,
+    Row,
+    RowContext,
+    RowError,
+    as_number,
+    pop_path,
+    require_list,
+    require_str,
+    share_where,
+)
 from gristmill.io.formats.messages import Message, parse_openai_messages
-from gristmill.io.formats.preference import Row, as_number, pop_path, share_where
 from gristmill.records.kinds import Kind
 
 

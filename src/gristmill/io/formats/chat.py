@@ -18,7 +18,14 @@ from typing import Any
 
 import orjson
 
-from gristmill.io.formats.base import Format, RowContext, RowError, require_list, require_str
+from gristmill.io.formats.base import (
+    Format,
+    RowContext,
+    RowError,
+    is_object_list,
+    require_list,
+    require_str,
+)
 from gristmill.io.formats.messages import (
     Message,
     assistant,
@@ -50,15 +57,6 @@ def _signature(row: dict[str, Any], exact: Iterable[str], score: float, loose: f
     """``score`` when the row's keys are within the format's own signature, else ``loose``
     (the extra keys will land in ``meta``, but another format may fit better)."""
     return score if set(row) <= set(exact) else loose
-
-
-def _dict_list(value: Any, key: str) -> bool:
-    """A non-empty list of objects that all have ``key``."""
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(item, dict) and key in item for item in value)
-    )
 
 
 # -- conversion helpers -------------------------------------------------------------------
@@ -209,9 +207,9 @@ class OpenAIChat(Format):
     def detect(self, sample: list[dict[str, Any]], file: Path) -> float:
         def score(row: dict[str, Any]) -> float:
             msgs = row.get("messages")
-            if _dict_list(msgs, "role"):
+            if is_object_list(msgs, "role"):
                 base = 1.0
-            elif _dict_list(msgs, "from"):
+            elif is_object_list(msgs, "from"):
                 base = 0.7  # ShareGPT turns under a `messages` key
             else:
                 return 0.0
@@ -237,7 +235,7 @@ class ShareGPT(Format):
     def detect(self, sample: list[dict[str, Any]], file: Path) -> float:
         def score(row: dict[str, Any]) -> float:
             turns = row.get("conversations")
-            if not (_dict_list(turns, "from") or _dict_list(turns, "role")):
+            if not (is_object_list(turns, "from") or is_object_list(turns, "role")):
                 return 0.0
             return _signature(row, ("conversations", "system", "tools", "id", "model"), 1.0, 0.8)
 
@@ -360,7 +358,7 @@ class SelfInstructSeed(Format):
         def score(row: dict[str, Any]) -> float:
             if not (
                 isinstance(row.get("instruction"), str)
-                and _dict_list(row.get("instances"), "output")
+                and is_object_list(row.get("instances"), "output")
             ):
                 return 0.0
             return _signature(
@@ -409,7 +407,7 @@ class TRLPromptCompletion(Format):
             prompt, completion = row.get("prompt"), row.get("completion")
             if isinstance(prompt, str) and isinstance(completion, str):
                 base = 0.95
-            elif _dict_list(prompt, "role") and _dict_list(completion, "role"):
+            elif is_object_list(prompt, "role") and is_object_list(completion, "role"):
                 base = 1.0
             else:
                 return 0.0
@@ -445,7 +443,9 @@ class TRLPromptOnly(Format):
     def detect(self, sample: list[dict[str, Any]], file: Path) -> float:
         def score(row: dict[str, Any]) -> float:
             prompt = row.get("prompt")
-            if "completion" in row or not (isinstance(prompt, str) or _dict_list(prompt, "role")):
+            if "completion" in row or not (
+                isinstance(prompt, str) or is_object_list(prompt, "role")
+            ):
                 return 0.0
             return _signature(row, ("prompt", "tools"), 0.9, 0.4)
 

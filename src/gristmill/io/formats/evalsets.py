@@ -13,8 +13,18 @@ from typing import Any
 
 import orjson
 
-from gristmill.io.formats.base import Format, RowContext, RowError, require_list, require_str
-from gristmill.io.formats.preference import Row, as_number, is_object_list, pop_path, share_where
+from gristmill.io.formats.base import (
+    Format,
+    Row,
+    RowContext,
+    RowError,
+    as_number,
+    is_object_list,
+    pop_path,
+    require_list,
+    require_str,
+    share_where,
+)
 from gristmill.records.kinds import Kind
 
 LETTERS = "ABCDEFGHIJ"

@@ -23,14 +23,21 @@ from urllib.parse import urlparse
 
 import orjson
 
-from gristmill.io.formats.base import Converted, Format, RowContext, RowError
-from gristmill.io.formats.messages import Message, parse_openai_messages, split_system
-from gristmill.io.formats.preference import (
+from gristmill.io.formats.base import (
+    Converted,
+    Format,
     Row,
+    RowContext,
+    RowError,
     as_number,
     is_object_list,
+)
+from gristmill.io.formats.messages import (
+    Message,
     parse_one,
+    parse_openai_messages,
     require_nonempty,
+    split_system,
 )
 from gristmill.records.kinds import Kind
 

@@ -3,6 +3,7 @@ normalised to the storage form of :class:`gristmill.records.Message`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -189,3 +190,23 @@ def user(content: str) -> Message:
 
 def assistant(content: str) -> Message:
     return message_row("assistant", content)
+
+
+def require_nonempty(messages: list[Message], field: str) -> list[Message]:
+    """Reject a message with neither text nor tool calls, naming ``field[i].content``."""
+    for i, msg in enumerate(messages):
+        if not msg["content"].strip() and not msg["tool_calls"]:
+            raise RowError("empty text", f"{field}[{i}].content")
+    return messages
+
+
+def parse_one(parse: Callable[[Any, str], list[Message]], value: Any, field: str) -> Message:
+    """Parse a single message with a list parser (``parse_openai_messages``,
+    ``parse_sharegpt``), naming errors ``field`` rather than ``field[0]``."""
+    try:
+        return parse([value], field)[0]
+    except RowError as exc:
+        where, first = exc.field or field, f"{field}[0]"
+        if where.startswith(first):
+            where = field + where[len(first) :]
+        raise RowError(exc.reason, where) from exc

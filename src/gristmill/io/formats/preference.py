@@ -5,130 +5,38 @@ Ranks follow :class:`~gristmill.records.Candidate`: chosen is rank 1, rejected r
 equal ranks are ties. Implicit-prompt pairs (HH-RLHF transcripts, TRL implicit prompt,
 LLaMA-Factory ``chosen_messages``) are split at the last user turn the two sides share,
 so the prompt is stored once and the candidates hold only the responses.
-
-The small helpers at the top are shared by the other import families written alongside
-this one (eval sets, agent traces, Label Studio).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gristmill.io.formats.base import Format, RowContext, RowError, require_list
+from gristmill.io.formats.base import (
+    Format,
+    Row,
+    RowContext,
+    RowError,
+    as_number,
+    is_list_of,
+    is_object_list,
+    pop_path,
+    require_bool,
+    require_list,
+    share_where,
+)
 from gristmill.io.formats.messages import (
     Message,
     message_row,
     normalise_role,
+    parse_one,
     parse_openai_messages,
     parse_sharegpt,
+    require_nonempty,
     split_system,
 )
 from gristmill.records.kinds import Kind
-
-Row = dict[str, Any]
-
-# -- helpers shared by the import formats ------------------------------------------------
-
-
-def share_where(sample: list[Row], predicate: Callable[[Row], bool]) -> float:
-    """Share of sample rows for which ``predicate`` holds (0 for an empty sample)."""
-    if not sample:
-        return 0.0
-    return sum(1 for row in sample if predicate(row)) / len(sample)
-
-
-def is_object_list(value: Any, key: str = "role") -> bool:
-    """A non-empty list of objects that all carry ``key`` (by default: a message list)."""
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(m, dict) and key in m for m in value)
-    )
-
-
-def is_list_of(value: Any, kind: type) -> bool:
-    """A non-empty list whose items are all ``kind`` (``bool`` is not taken for ``int``)."""
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(v, kind) and (kind is bool or not isinstance(v, bool)) for v in value)
-    )
-
-
-def require_nonempty(messages: list[Message], field: str) -> list[Message]:
-    """Reject a message with neither text nor tool calls, naming ``field[i].content``."""
-    for i, msg in enumerate(messages):
-        if not msg["content"].strip() and not msg["tool_calls"]:
-            raise RowError("empty text", f"{field}[{i}].content")
-    return messages
-
-
-def parse_one(parse: Callable[[Any, str], list[Message]], value: Any, field: str) -> Message:
-    """Parse a single message with a list parser (``parse_openai_messages``,
-    ``parse_sharegpt``), naming errors ``field`` rather than ``field[0]``."""
-    try:
-        return parse([value], field)[0]
-    except RowError as exc:
-        where, first = exc.field or field, f"{field}[0]"
-        if where.startswith(first):
-            where = field + where[len(first) :]
-        raise RowError(exc.reason, where) from exc
-
-
-def require_bool(row: Row, key: str) -> bool:
-    """Pop ``key`` as a JSON boolean; ``"true"`` or ``1`` are refused, not guessed at."""
-    if key not in row:
-        raise RowError("missing required field", key)
-    value = row.pop(key)
-    if not isinstance(value, bool):
-        raise RowError(f"expected a boolean, got {type(value).__name__}", key)
-    return value
-
-
-def as_number(value: Any) -> float | None:
-    """A rating or reward as a float: numbers and numeric strings; None otherwise
-    (``"N/A"``, booleans, missing)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def pop_path(row: Row, path: str) -> Any:
-    """Pop a nested field such as ``info.task.instruction`` and drop the objects it
-    leaves empty, so the rest of a nested object still reaches ``meta``.
-
-    The objects on the path are copied first: the caller's parsed row (which the
-    quarantine may still write out) is never changed below its top level."""
-    keys = path.split(".")
-    parents: list[Row] = [row]
-    for depth, key in enumerate(keys[:-1]):
-        inner = parents[-1].get(key)
-        if not isinstance(inner, dict):
-            where = ".".join(keys[: depth + 1])
-            raise RowError(
-                "missing required field" if inner is None else "expected an object", where
-            )
-        inner = parents[-1][key] = dict(inner)
-        parents.append(inner)
-    if keys[-1] not in parents[-1]:
-        raise RowError("missing required field", path)
-    value = parents[-1].pop(keys[-1])
-    for depth in range(len(keys) - 1, 0, -1):
-        if parents[depth]:
-            break
-        parents[depth - 1].pop(keys[depth - 1])
-    return value
-
 
 # -- building preference rows ----------------------------------------------------------
 
