@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gristmill import __version__
-from gristmill.commands import datasets, export, ingest, report
+from gristmill.commands import curate, datasets, export, ingest, report
 
 
 class PipelineOrder(click.Group):
@@ -49,7 +49,7 @@ ORDER = [
     "export",
     "rm",
 ]
-_commands = {c.name: c for m in (datasets, ingest, export, report) for c in m.COMMANDS}
+_commands = {c.name: c for m in (datasets, ingest, export, report, curate) for c in m.COMMANDS}
 for _name in [*ORDER, *sorted(set(_commands) - set(ORDER))]:
     if _name in _commands:
         cli.add_command(_commands[_name])

@@ -1,0 +1,1 @@
+"""Placeholder: the steps of this module are being written."""
