@@ -22,7 +22,7 @@ $(STAMP_CORE): pyproject.toml | $(PY)
 
 $(STAMP_DEV): pyproject.toml $(STAMP_CORE)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[hf,train,dev]" "$(TORCH)"
+	$(PIP) install -q -e ".[hf,train,ray,dev]" "$(TORCH)"
 	touch $@
 
 demo: $(STAMP_CORE)

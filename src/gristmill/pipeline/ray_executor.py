@@ -31,14 +31,12 @@ def run_on_ray(tasks: list[Task], args: tuple[Any, ...], address: str | None, wo
         )
     try:
         items = [
-            {"index": t.index, "path": t.path, "row_groups": list(t.row_groups or [])}
-            for t in tasks
+            {"index": t.index, "path": t.path, "start": t.start, "stop": t.stop} for t in tasks
         ]
-        whole = {t.index: t.row_groups is None for t in tasks}
 
         def run_item(item: dict[str, Any]) -> dict[str, Any]:
-            groups = None if whole[item["index"]] else tuple(item["row_groups"])
-            task = Task(int(item["index"]), str(item["path"]), groups)
+            stop = None if item["stop"] is None else int(item["stop"])
+            task = Task(int(item["index"]), str(item["path"]), int(item["start"]), stop)
             return {"index": work(run_dir, stage, task, spec, kind, workspace_root, world)}
 
         dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))

@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 from gristmill.pipeline.spec import PipelineSpec, stages
 from gristmill.pipeline.step import GlobalStep, Step, StepContext
 from gristmill.pipeline.tasks import (
-    REASONS_SCHEMA,
     StepStats,
     Task,
     is_done,
@@ -207,14 +206,7 @@ def _load_or_plan(
     plan_file = run_dir / "plan.json"
     if plan_file.exists():
         data = orjson.loads(plan_file.read_bytes())
-        return [
-            Task(
-                t["index"],
-                t["path"],
-                tuple(t["row_groups"]) if t["row_groups"] is not None else None,
-            )
-            for t in data["tasks"]
-        ]
+        return [Task(t["index"], t["path"], t["start"], t["stop"]) for t in data["tasks"]]
     tasks = plan_tasks(source.shard_paths, options.rows_per_task)
     plan_file.write_bytes(
         orjson.dumps(
@@ -222,7 +214,8 @@ def _load_or_plan(
                 "input": source.ref,
                 "pipeline": spec.to_data(),
                 "tasks": [
-                    {"index": t.index, "path": t.path, "row_groups": t.row_groups} for t in tasks
+                    {"index": t.index, "path": t.path, "start": t.start, "stop": t.stop}
+                    for t in tasks
                 ],
             },
             option=orjson.OPT_INDENT_2,
@@ -343,11 +336,23 @@ def _assemble(
     out = writer.version
     assert out is not None
 
-    dropped_files = [
-        (task_files(run_dir / f"stage-{n}", t.index)) for n in range(n_stages) for t in tasks
-    ]
+    # exclusions in a canonical order: stage, then step, then input order, so the
+    # exclusions dataset does not depend on task size or workers
+    dropped: list[tuple[pa.Table, pa.Table]] = []
+    for number, (stage_list, _closing) in enumerate(stages(steps)):
+        files = [task_files(run_dir / f"stage-{number}", t.index) for t in tasks]
+        loaded = [
+            (pq.read_table(f["dropped"]), pq.read_table(f["reasons"]))
+            for f in files
+            if f["dropped"].exists()
+        ]
+        for position in range(len(stage_list)):
+            for rows_table, log in loaded:
+                mask = pc.equal(log.column("position"), position)
+                if pc.any(mask).as_py():
+                    dropped.append((rows_table.filter(mask), log.filter(mask)))
     excluded: Version | None = None
-    if any(f["dropped"].exists() for f in dropped_files):
+    if dropped:
         with VersionWriter(
             workspace,
             output + EXCLUDED_SUFFIX,
@@ -356,22 +361,17 @@ def _assemble(
             params=params,
             parent=source.ref,
         ) as ex_writer:
-            for f in dropped_files:
-                if f["dropped"].exists():
-                    ex_writer.write_table(pq.read_table(f["dropped"]))
+            for rows_table, _log in dropped:
+                ex_writer.write_table(rows_table)
             ex_writer.stats = {"steps": step_stats, "curated": out.ref}
         excluded = ex_writer.version
         assert excluded is not None
-        reasons = [pq.read_table(f["reasons"]) for f in dropped_files if f["reasons"].exists()]
-        excluded.write_attribute(
-            "exclusion",
-            pa.concat_tables(reasons).cast(REASONS_SCHEMA),
-            operation="curate",
-            params=params,
-        )
+        log = pa.concat_tables([lg for _rows, lg in dropped]).drop_columns(["position"])
+        excluded.write_attribute("exclusion", log, operation="curate", params=params)
 
     names: dict[str, list[Path]] = {}
-    for f in dropped_files:
+    every = [task_files(run_dir / f"stage-{n}", t.index) for n in range(n_stages) for t in tasks]
+    for f in every:
         if f["attrs"].is_dir():
             for path in sorted(f["attrs"].glob("*.parquet")):
                 names.setdefault(path.stem, []).append(path)

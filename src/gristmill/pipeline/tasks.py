@@ -31,32 +31,37 @@ KILL_ENV = "GRISTMILL_KILL_WORKER_AT_TASK"  # fault injection for the resume tes
 
 @dataclass(frozen=True)
 class Task:
+    """Rows ``start:stop`` of one Parquet file (``stop`` None: the whole file)."""
+
     index: int
     path: str
-    row_groups: tuple[int, ...] | None = None  # None: the whole file
+    start: int = 0
+    stop: int | None = None
 
     def read(self) -> pa.Table:
         f = pq.ParquetFile(self.path)
-        if self.row_groups is None:
+        if self.stop is None:
             return f.read()
-        return f.read_row_groups(list(self.row_groups))
+        groups, first = [], None
+        offset = 0
+        for g in range(f.metadata.num_row_groups):
+            rows = f.metadata.row_group(g).num_rows
+            if offset + rows > self.start and offset < self.stop:
+                groups.append(g)
+                first = offset if first is None else first
+            offset += rows
+        table = f.read_row_groups(groups)
+        return table.slice(self.start - (first or 0), self.stop - self.start)
 
 
 def plan_tasks(paths: list[Path], rows_per_task: int) -> list[Task]:
-    """Group each shard's row groups into tasks of about ``rows_per_task`` rows."""
+    """Cut each shard into tasks of ``rows_per_task`` rows (the unit of resume)."""
     tasks: list[Task] = []
     for path in paths:
-        meta = pq.ParquetFile(path).metadata
-        groups: list[int] = []
-        rows = 0
-        for g in range(meta.num_row_groups):
-            groups.append(g)
-            rows += meta.row_group(g).num_rows
-            if rows >= rows_per_task:
-                tasks.append(Task(len(tasks), str(path), tuple(groups)))
-                groups, rows = [], 0
-        if groups:
-            tasks.append(Task(len(tasks), str(path), tuple(groups)))
+        total = pq.ParquetFile(path).metadata.num_rows
+        for start in range(0, total, max(1, rows_per_task)):
+            stop = min(total, start + rows_per_task)
+            tasks.append(Task(len(tasks), str(path), start, stop))
     return tasks
 
 
@@ -110,14 +115,15 @@ def run_task(
         step.bind(ctx)
     stats = [StepStats(step.name) for step in steps]
     kept_parts: list[pa.Table] = []
-    dropped_parts: list[pa.Table] = []
-    reasons: dict[str, list[Any]] = {"id": [], "step": [], "reason": []}
+    # dropped rows per step position, so files list them step by step in input order
+    dropped_parts: dict[int, list[pa.Table]] = {}
+    reasons: dict[int, dict[str, list[Any]]] = {}
     attributes: dict[str, list[pa.Table]] = {}
     source = task.read()
     for offset in range(0, max(source.num_rows, 1), BATCH_ROWS):
         table = source.slice(offset, BATCH_ROWS)
         ctx.row_offset = offset
-        for step, stat in zip(steps, stats, strict=True):
+        for position, (step, stat) in enumerate(zip(steps, stats, strict=True)):
             if table.num_rows == 0:
                 break
             stat.rows_in += table.num_rows
@@ -137,11 +143,12 @@ def run_task(
                 mask = pa.array([r is None for r in out.drop])
                 dropped = table.filter(pc.invert(mask))
                 if dropped.num_rows:
-                    dropped_parts.append(dropped)
+                    dropped_parts.setdefault(position, []).append(dropped)
                     why = [r for r in out.drop if r is not None]
-                    reasons["id"].extend(dropped.column("id").to_pylist())
-                    reasons["step"].extend([step.name] * len(why))
-                    reasons["reason"].extend(why)
+                    log = reasons.setdefault(position, {"id": [], "step": [], "reason": []})
+                    log["id"].extend(dropped.column("id").to_pylist())
+                    log["step"].extend([step.name] * len(why))
+                    log["reason"].extend(why)
                     for reason in why:
                         stat.dropped[reason] = stat.dropped.get(reason, 0) + 1
                 table = table.filter(mask)
@@ -151,8 +158,14 @@ def run_task(
     pq.write_table(kept, files["kept"])
     _maybe_die(task.index)  # tests: a crash with this task's files half written
     if dropped_parts:
-        pq.write_table(pa.concat_tables(dropped_parts).cast(schema), files["dropped"])
-        pq.write_table(pa.table(reasons, schema=REASONS_SCHEMA), files["reasons"])
+        order = sorted(dropped_parts)
+        parts = [t for p in order for t in dropped_parts[p]]
+        pq.write_table(pa.concat_tables(parts).cast(schema), files["dropped"])
+        log_tables = [
+            pa.table({**reasons[p], "position": [p] * len(reasons[p]["id"])}, schema=REASONS_SCHEMA)
+            for p in order
+        ]
+        pq.write_table(pa.concat_tables(log_tables), files["reasons"])
     if attributes:
         files["attrs"].mkdir(exist_ok=True)
         for name, parts in attributes.items():
@@ -168,7 +181,9 @@ def run_task(
     return stats
 
 
-REASONS_SCHEMA = pa.schema([("id", pa.string()), ("step", pa.string()), ("reason", pa.string())])
+REASONS_SCHEMA = pa.schema(
+    [("id", pa.string()), ("step", pa.string()), ("reason", pa.string()), ("position", pa.int64())]
+)  # position: the step's place in its stage
 
 
 def _maybe_die(index: int) -> None:
