@@ -58,6 +58,7 @@ def test_curate_drops_with_reasons(workspace: Workspace, web: Version) -> None:
         workspace, parse_pipeline(PIPELINE), "web", "clean", RunOptions(workers=1)
     )
     short, dedup, bait = result.stats
+    assert bait.rows_in == dedup.rows_out
     assert short.rows_in == 320 and short.dropped == {
         "shorter than 400 characters": 320 - short.rows_out
     }
