@@ -161,3 +161,27 @@ def test_attributes_from_steps_attach_to_the_output(workspace: Workspace, web: V
     assert result.attributes == ["length"]
     assert result.output.read_attribute("length").num_rows == 320
     assert result.stats[0].counters == {"documents measured": 320}
+
+
+def test_scoring_run_attaches_attributes_to_the_input(workspace: Workspace, web: Version) -> None:
+    """With no output name, a run writes its attributes beside the input version."""
+    from gristmill.pipeline import Step, StepOutput, register
+
+    @register
+    class Words(Step):
+        """Test step: word counts as an attribute."""
+
+        name = "test_words"
+
+        def process(self, table: pa.Table) -> StepOutput:
+            words = [len(t.split()) for t in table.column("text").to_pylist()]
+            return StepOutput(table, None, {"words": pa.table({"id": table["id"], "words": words})})
+
+    spec = parse_pipeline({"steps": ["test_words"]})
+    result = run_pipeline(workspace, spec, "web", None, RunOptions(workers=2, rows_per_task=50))
+    assert result.output.ref == "web@1" and workspace.dataset_names() == ["web"]
+    assert web.read_attribute("words").num_rows == 320
+    again = run_pipeline(workspace, spec, "web", None, RunOptions(workers=2, rows_per_task=50))
+    assert again.attributes == ["words"]  # re-attached from the finished tasks
+    with pytest.raises(ValueError, match="a scoring run may not drop records"):
+        run_pipeline(workspace, parse_pipeline(PIPELINE), "web", None, RunOptions(workers=1))

@@ -116,18 +116,24 @@ def work(
 # -- driver side ------------------------------------------------------------------------------
 
 
-def run_dir_for(workspace: Workspace, spec: PipelineSpec, source: Version, output: str) -> Path:
-    return workspace.root / "runs" / f"{output}-{spec.digest()}-{source.name}@{source.number}"
+def run_dir_for(
+    workspace: Workspace, spec: PipelineSpec, source: Version, output: str | None
+) -> Path:
+    label = output if output is not None else "attributes"
+    return workspace.root / "runs" / f"{label}-{spec.digest()}-{source.name}@{source.number}"
 
 
 def run_pipeline(
     workspace: Workspace,
     spec: PipelineSpec,
     input_ref: str,
-    output: str,
+    output: str | None,
     options: RunOptions | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
+    """Run ``spec`` over ``input_ref``. With an ``output`` name, kept and dropped
+    records become new versions; with ``output=None`` (scoring) no record may be
+    dropped and the steps' attributes are attached to the input version itself."""
     options = options or RunOptions()
     _BUILT.clear()  # steps are rebuilt for each run (forked workers inherit this)
     source = workspace.version(input_ref)
@@ -142,7 +148,7 @@ def run_pipeline(
     (run_dir / "scratch").mkdir(exist_ok=True)
     tasks = _load_or_plan(run_dir, source, spec, options)
     done_file = run_dir / "assembled.json"
-    if done_file.exists():
+    if done_file.exists() and output is not None:  # scoring runs simply attach again
         refs = orjson.loads(done_file.read_bytes())
         try:
             out = workspace.version(refs["output"])
@@ -187,7 +193,12 @@ def run_pipeline(
             progress,
         )
 
-    result = _assemble(workspace, source, spec, output, run_dir, steps, tasks, len(plan), options)
+    if output is None:
+        result = _attach_attributes(source, spec, run_dir, steps, tasks, len(plan), options)
+    else:
+        result = _assemble(
+            workspace, source, spec, output, run_dir, steps, tasks, len(plan), options
+        )
     result.resumed = resumed
     done_file.write_bytes(
         orjson.dumps(
@@ -369,16 +380,52 @@ def _assemble(
         log = pa.concat_tables([lg for _rows, lg in dropped]).drop_columns(["position"])
         excluded.write_attribute("exclusion", log, operation="curate", params=params)
 
-    names: dict[str, list[Path]] = {}
-    every = [task_files(run_dir / f"stage-{n}", t.index) for n in range(n_stages) for t in tasks]
-    for f in every:
-        if f["attrs"].is_dir():
-            for path in sorted(f["attrs"].glob("*.parquet")):
-                names.setdefault(path.stem, []).append(path)
-    for name, paths in names.items():
-        table = pa.concat_tables([pq.read_table(p) for p in paths], promote_options="default")
+    names = _gather_attributes(run_dir, tasks, n_stages)
+    for name, table in names.items():
         out.write_attribute(name, table, operation="curate", params=params)
     return RunResult(out, excluded, stats, run_dir, len(tasks), 0, attributes=sorted(names))
+
+
+def _gather_attributes(run_dir: Path, tasks: list[Task], n_stages: int) -> dict[str, pa.Table]:
+    names: dict[str, list[Path]] = {}
+    for n in range(n_stages):
+        for t in tasks:
+            folder = task_files(run_dir / f"stage-{n}", t.index)["attrs"]
+            if folder.is_dir():
+                for path in sorted(folder.glob("*.parquet")):
+                    names.setdefault(path.stem, []).append(path)
+    return {
+        name: pa.concat_tables([pq.read_table(p) for p in paths], promote_options="default")
+        for name, paths in names.items()
+    }
+
+
+def _attach_attributes(
+    source: Version,
+    spec: PipelineSpec,
+    run_dir: Path,
+    steps: list[Step],
+    tasks: list[Task],
+    n_stages: int,
+    options: RunOptions,
+) -> RunResult:
+    """Scoring runs: attributes go onto the input version (replacing same-named ones)."""
+    stats = _stats(run_dir, steps, tasks)
+    dropping = [s.name for s in stats if s.dropped]
+    if dropping:
+        raise ValueError(
+            f"a scoring run may not drop records, but {', '.join(dropping)} did; "
+            "use `gristmill curate` with an output name to filter"
+        )
+    params: dict[str, Any] = {
+        "pipeline": spec.to_data(),
+        "executor": options.executor,
+        "run": str(run_dir),
+    }
+    gathered = _gather_attributes(run_dir, tasks, n_stages)
+    for name, table in gathered.items():
+        source.write_attribute(name, table, operation="score", params=params, overwrite=True)
+    return RunResult(source, None, stats, run_dir, len(tasks), 0, attributes=sorted(gathered))
 
 
 def explain(workspace: Workspace, record_id: str) -> list[dict[str, Any]]:
