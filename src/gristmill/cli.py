@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gristmill import __version__
-from gristmill.commands import curate, datasets, export, ingest, report
+from gristmill.commands import curate, datasets, export, ingest, models, report, sample
 
 
 class PipelineOrder(click.Group):
@@ -46,10 +46,18 @@ ORDER = [
     "diff",
     "query",
     "report",
+    "curate",
+    "score",
+    "sample",
     "export",
+    "models",
     "rm",
 ]
-_commands = {c.name: c for m in (datasets, ingest, export, report, curate) for c in m.COMMANDS}
+_commands = {
+    c.name: c
+    for m in (datasets, ingest, export, report, curate, sample, models)
+    for c in m.COMMANDS
+}
 for _name in [*ORDER, *sorted(set(_commands) - set(ORDER))]:
     if _name in _commands:
         cli.add_command(_commands[_name])
