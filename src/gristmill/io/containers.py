@@ -144,7 +144,7 @@ def is_hf_disk(path: Path) -> bool:
 
 
 def container_of(path: Path) -> str | None:
-    """jsonl, json, csv, tsv, parquet, text, hf-disk; None if not a data file."""
+    """jsonl, json, csv, tsv, parquet, text, warc, hf-disk; None if not a data file."""
     if is_hf_disk(path):
         return "hf-disk"
     suffix = logical_suffix(path)
@@ -158,6 +158,8 @@ def container_of(path: Path) -> str | None:
         return "parquet"
     if suffix in TEXT_SUFFIXES:
         return "text"
+    if suffix == ".warc":
+        return "warc"
     return None
 
 

@@ -199,6 +199,10 @@ def open_rows(
         rows = containers.read_csv(opened, "," if container == "csv" else "\t", options.header)
     elif container == "text":
         rows = containers.read_text(opened, options.text_lines)
+    elif container == "warc":
+        from gristmill.io.warc import read_warc  # FastWARC loads only for WARC files
+
+        rows = read_warc(opened)
     else:
         raise ValueError(f"unknown container {container!r}")
     return rows, opened.finish
@@ -585,6 +589,7 @@ def _import_file(
         rows, finish = open_rows(plan.path, plan.container, options, progress)
         for raw in rows:
             take(raw)
+        report.note = getattr(rows, "note", None)  # WARC: the records that are not rows
     flush()
     report.sha256 = finish()
     report.bytes = plan.size
