@@ -125,8 +125,11 @@ def test_cli(
     path.write_text(
         "steps:\n  - where: {sql: 'length(text) >= 400', reason: short}\n  - exact_dedup: {}\n"
     )
-    out = run_cli("curate", str(path), "--input", "web", "--output", "cli", "--workers", "1").output
+    out = run_cli(
+        "curate", str(path), "--input", "web", "--output", "cli", "--workers", "1", "--report"
+    ).output
     assert "curate → cli@1" in out and "exact_dedup" in out and "short" in out
+    assert "Quality change web@1 → cli@1" in out  # the curated version beside its parent
     excluded = workspace.version("cli.excluded")
     some = next(excluded.iter_rows())["id"]
     assert "dropped by where (short)" in run_cli("curate", "--explain", str(some)).output

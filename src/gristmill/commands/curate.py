@@ -83,6 +83,12 @@ def print_result(result: RunResult) -> None:
     help="Say which step dropped record ID, and why.",
 )
 @click.option("--steps", "list_steps", is_flag=True, help="List the steps a pipeline can use.")
+@click.option(
+    "--report",
+    "with_report",
+    is_flag=True,
+    help="Then compare the quality of the result with its input.",
+)
 @click.pass_context
 @friendly_errors
 def curate_cmd(
@@ -97,6 +103,7 @@ def curate_cmd(
     fresh: bool,
     explain_id: str | None,
     list_steps: bool,
+    with_report: bool,
 ) -> None:
     """Run PIPELINE (YAML: `steps: [{name: {params}}, ...]`) over --input, writing --output
     and --output.excluded. A killed run resumes when the same command runs again."""
@@ -152,6 +159,16 @@ def curate_cmd(
         except WorkerDied as exc:
             raise UserError(str(exc)) from exc
     print_result(result)
+    parent = result.output.manifest.parent
+    if with_report and parent:
+        from gristmill.commands.report import report
+
+        ctx.invoke(report, ref=result.output.ref, compare=(parent, result.output.ref))
+    elif parent:
+        console.print(
+            f"quality beside the input: gristmill report {result.output.name} "
+            f"--compare {parent} {result.output.ref}"
+        )
 
 
 COMMANDS: list[click.Command] = [curate_cmd]
