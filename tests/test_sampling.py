@@ -75,7 +75,9 @@ def test_sketch_kernel_falls_with_distance_and_matches_the_bandwidth() -> None:
     assert np.all(np.diff(p) < 0) and p[0] > 0.9
     for k in (1, 2, 4):
         sketch = RaceSketch(SketchParams(dim=8, bandwidth=0.5, concat=k, repetitions=10))
-        assert collision_probability(0.5, sketch.width) ** k == pytest.approx(np.exp(-0.5), rel=1e-3)
+        assert collision_probability(0.5, sketch.width) ** k == pytest.approx(
+            np.exp(-0.5), rel=1e-3
+        )
 
 
 def test_orthogonal_directions_are_gaussian_and_orthogonal_in_blocks() -> None:
