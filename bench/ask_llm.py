@@ -15,7 +15,7 @@ once before any timing.
 
 Prints documents/s and prompt tokens/s, and the ratio scorer / raw (goal ≥ 0.9).
 
-    .venv/bin/python bench/ask_llm.py --docs 32
+    .venv/bin/python bench/ask_llm.py --docs 16
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ C4 = ROOT / "data" / "samples" / "llamafactory_demos" / "c4_demo.jsonl"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--docs", type=int, default=32)
+    ap.add_argument("--docs", type=int, default=16)
     ap.add_argument("--max-chars", type=int, default=1500, help="cut each document (both paths)")
     args = ap.parse_args()
 

@@ -87,7 +87,13 @@ def _band(value: str | None) -> tuple[float, float] | None:
     help="A scorer parameter (repeatable), e.g. --param variant=plain, --param repetitions=500.",
 )
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--workers", type=int, default=min(2, os.cpu_count() or 1), show_default=True)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Worker processes (default: 1 for a local model, which already uses every core; "
+    "the number of cores for openai: servers).",
+)
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray).")
 @click.option("--rows-per-task", type=int, default=20_000, show_default=True)
 @click.option("--fresh", is_flag=True, help="Recompute instead of resuming an earlier run.")
@@ -103,7 +109,7 @@ def score_cmd(
     probabilities: str | None,
     param_pairs: tuple[str, ...],
     executor: str,
-    workers: int,
+    workers: int | None,
     address: str | None,
     rows_per_task: int,
     fresh: bool,
@@ -135,6 +141,9 @@ def score_cmd(
         err_console.print(
             f"[dim]model: {default.name} — {default.description} (default; choose with --model)[/]"
         )
+    if workers is None:
+        remote = str(params.get("model") or "").startswith("openai:")
+        workers = (os.cpu_count() or 1) if remote else 1
     options = RunOptions(
         executor=executor,
         workers=workers,

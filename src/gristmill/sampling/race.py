@@ -105,15 +105,18 @@ class RaceSketch:
         p = params
         rng = np.random.default_rng(p.seed)
         self.width = width_for_bandwidth(p.bandwidth, p.concat)
-        # R×K projections pre-divided by w, as K contiguous blocks of R columns:
-        # code_k,r(x) = floor(x·a_k,r / w + b_k,r) with b ~ U[0, 1)
+        # R×K projections pre-divided by w, as K contiguous blocks of R rows:
+        # code_k,r(x) = floor(a_k,r·x / w + b_k,r) with b ~ U[0, 1). Rows, not columns,
+        # so a chunk's codes come out repetition-major, ready for per-row counting.
         n_proj = p.concat * p.repetitions
         directions = gaussian_directions(rng, p.dim, n_proj, p.orthogonal)
-        self._proj = (directions / self.width).astype(np.float32)
-        self._offset = rng.uniform(0.0, 1.0, n_proj).astype(np.float32)
+        self._proj = np.ascontiguousarray((directions / self.width).T, dtype=np.float32)
+        self._offset = rng.uniform(0.0, 1.0, (n_proj, 1)).astype(np.float32)
         # odd multipliers fold the K codes into one 32-bit word per repetition
-        self._fold = (rng.integers(0, 2**31, (p.concat, p.repetitions)) * 2 + 1).astype(np.uint32)
-        self._row_base = np.arange(p.repetitions, dtype=np.int64) * p.buckets
+        self._fold = (rng.integers(0, 2**31, (p.concat, p.repetitions, 1)) * 2 + 1).astype(
+            np.uint32
+        )
+        self._row_base = np.arange(p.repetitions, dtype=np.int64)[:, None] * p.buckets
         self._mask = np.uint32(p.buckets - 1) if p.buckets & (p.buckets - 1) == 0 else None
         self.counts: npt.NDArray[np.int32] = np.zeros((p.repetitions, p.buckets), dtype=np.int32)
         self.inserted = 0
@@ -131,10 +134,10 @@ class RaceSketch:
         return points
 
     def _hash(self, points: FloatArray) -> npt.NDArray[np.uint32]:
-        """(n, R) bucket of each point in each repetition (a chunk small enough that
-        the intermediates stay in cache)."""
+        """(R, n) bucket of each point in each repetition, for a chunk small enough
+        that the intermediates stay in cache."""
         p = self.params
-        proj = points @ self._proj
+        proj = self._proj @ points.T  # (R·K, n): BLAS reads the transpose in place
         proj += self._offset
         np.floor(proj, out=proj)
         codes = proj.astype(np.int32).view(np.uint32)
@@ -143,10 +146,10 @@ class RaceSketch:
             # codes in distinct buckets as long as their range is below B
             h = codes
         else:
-            blocks = codes.reshape(points.shape[0], p.concat, p.repetitions)
-            h = blocks[:, 0, :] * self._fold[0]
+            blocks = codes.reshape(p.concat, p.repetitions, points.shape[0])
+            h = blocks[0] * self._fold[0]
             for k in range(1, p.concat):
-                h += blocks[:, k, :] * self._fold[k]
+                h += blocks[k] * self._fold[k]
             h ^= h >> np.uint32(15)  # mix, so the folded words spread over the buckets
             h *= np.uint32(0x2C1B3C6D)
             h ^= h >> np.uint32(12)
@@ -158,17 +161,19 @@ class RaceSketch:
         return out
 
     def buckets_of(self, x: npt.ArrayLike) -> npt.NDArray[np.uint32]:
-        """(n, R) bucket of each point in each repetition."""
+        """(R, n) bucket of each point in each repetition."""
         points = self._check(x)
         parts = [self._hash(points[s : s + CHUNK]) for s in range(0, points.shape[0], CHUNK)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.params.repetitions), np.uint32)
+        if not parts:
+            return np.zeros((self.params.repetitions, 0), np.uint32)
+        return np.concatenate(parts, axis=1)
 
     def add(self, x: npt.ArrayLike) -> None:
         """Pass 1: count every point in its bucket of every repetition."""
         points = self._check(x)
         b = self.params.buckets
         for start in range(0, points.shape[0], CHUNK):
-            rows = np.ascontiguousarray(self._hash(points[start : start + CHUNK]).T)
+            rows = self._hash(points[start : start + CHUNK])
             for r in range(self.params.repetitions):  # one small bincount per row: cache-local
                 self.counts[r] += np.bincount(rows[r], minlength=b).astype(np.int32)
         self.inserted += points.shape[0]
@@ -181,7 +186,7 @@ class RaceSketch:
         for start in range(0, points.shape[0], CHUNK):
             h = self._hash(points[start : start + CHUNK]).astype(np.int64)
             h += self._row_base
-            out[start : start + CHUNK] = np.take(flat, h).sum(axis=1, dtype=np.int64)
+            out[start : start + CHUNK] = np.take(flat, h).sum(axis=0, dtype=np.int64)
         out /= self.params.repetitions
         return out
 
