@@ -75,7 +75,7 @@ class Density(GlobalScorer):
     def __init__(
         self,
         model: str | None = None,
-        repetitions: int = 2000,
+        repetitions: int = 1500,
         buckets: int = 4096,
         bandwidth: float = 0.1,
         concat: int = 2,

@@ -65,7 +65,7 @@ class SketchParams:
     """Everything that fixes the hash functions: sketches merge only when equal."""
 
     dim: int
-    repetitions: int = 2000  # R (paper: 1000)
+    repetitions: int = 1500  # R (paper: 1000)
     buckets: int = 4096  # B (paper: 20000; more buckets than occupied cells only cost memory)
     bandwidth: float = 0.1  # distance at which the LSH kernel has fallen to e^-1/2
     concat: int = 2  # K projections per repetition (sharper kernel as K grows)
