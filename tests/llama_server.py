@@ -61,6 +61,7 @@ def llama_server(n_ctx: int = 2048, threads: int | None = None) -> Iterator[str]
         "--logits_all", "true",  # needed for logprobs
         "--embedding", "true",
         "--n_threads", str(threads),
+        "--n_threads_batch", str(threads),
         "--verbose", "false",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

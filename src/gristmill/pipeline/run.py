@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -111,6 +112,17 @@ def work(
     )
     run_task(task, steps, closing, ctx, root / f"stage-{stage}", schema_for(kind))
     return task.index
+
+
+def _forked_worker_init() -> None:
+    """A forked worker whose parent already ran torch must not use torch's OpenMP
+    pool: GNU libgomp's threads do not survive fork, and the first parallel op
+    waits for them forever (a notebook that loads a model, then scores with
+    ``workers=2``). One thread per worker, as PyTorch's DataLoader workers do; the
+    workers themselves are the parallelism."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 # -- driver side ------------------------------------------------------------------------------
@@ -279,7 +291,11 @@ def _execute(
             if progress:
                 progress(label, finished, total)
         return
-    pool = ProcessPoolExecutor(max_workers=options.workers, mp_context=get_context("fork"))
+    pool = ProcessPoolExecutor(
+        max_workers=options.workers,
+        mp_context=get_context("fork"),
+        initializer=_forked_worker_init,
+    )
     try:
         futures = [
             pool.submit(work, args[0], stage, t, spec, args[3], args[4], world) for t in pending

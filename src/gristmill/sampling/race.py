@@ -22,6 +22,7 @@ same ones.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -97,25 +98,36 @@ def gaussian_directions(
     return np.concatenate(blocks, axis=1)[:, :count]
 
 
+@functools.lru_cache(maxsize=4)
+def hash_functions(
+    p: SketchParams,
+) -> tuple[float, npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.uint32]]:
+    """(w, projections, offsets, fold multipliers) drawn from ``p.seed``: the same for
+    every worker. Cached per process, since the orthogonal draw costs a QR per block
+    and a scoring run rebuilds its sketch for every stage and every unpickled state."""
+    rng = np.random.default_rng(p.seed)
+    width = width_for_bandwidth(p.bandwidth, p.concat)
+    # R×K projections pre-divided by w, as K contiguous blocks of R rows:
+    # code_k,r(x) = floor(a_k,r·x / w + b_k,r) with b ~ U[0, 1). Rows, not columns,
+    # so a chunk's codes come out repetition-major, ready for per-row counting.
+    n_proj = p.concat * p.repetitions
+    directions = gaussian_directions(rng, p.dim, n_proj, p.orthogonal)
+    proj = np.ascontiguousarray((directions / width).T, dtype=np.float32)
+    offset = rng.uniform(0.0, 1.0, (n_proj, 1)).astype(np.float32)
+    # odd multipliers fold the K codes into one 32-bit word per repetition
+    fold = (rng.integers(0, 2**31, (p.concat, p.repetitions, 1)) * 2 + 1).astype(np.uint32)
+    for array in (proj, offset, fold):
+        array.flags.writeable = False  # shared by every sketch with these params
+    return width, proj, offset, fold
+
+
 class RaceSketch:
     """R×B counters plus the hash functions that index them."""
 
     def __init__(self, params: SketchParams) -> None:
         self.params = params
         p = params
-        rng = np.random.default_rng(p.seed)
-        self.width = width_for_bandwidth(p.bandwidth, p.concat)
-        # R×K projections pre-divided by w, as K contiguous blocks of R rows:
-        # code_k,r(x) = floor(a_k,r·x / w + b_k,r) with b ~ U[0, 1). Rows, not columns,
-        # so a chunk's codes come out repetition-major, ready for per-row counting.
-        n_proj = p.concat * p.repetitions
-        directions = gaussian_directions(rng, p.dim, n_proj, p.orthogonal)
-        self._proj = np.ascontiguousarray((directions / self.width).T, dtype=np.float32)
-        self._offset = rng.uniform(0.0, 1.0, (n_proj, 1)).astype(np.float32)
-        # odd multipliers fold the K codes into one 32-bit word per repetition
-        self._fold = (rng.integers(0, 2**31, (p.concat, p.repetitions, 1)) * 2 + 1).astype(
-            np.uint32
-        )
+        self.width, self._proj, self._offset, self._fold = hash_functions(p)
         self._row_base = np.arange(p.repetitions, dtype=np.int64)[:, None] * p.buckets
         self._mask = np.uint32(p.buckets - 1) if p.buckets & (p.buckets - 1) == 0 else None
         self.counts: npt.NDArray[np.int32] = np.zeros((p.repetitions, p.buckets), dtype=np.int32)
