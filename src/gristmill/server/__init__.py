@@ -1,0 +1,1 @@
+"""The data trainers' web app: FastAPI over SQLite or PostgreSQL (``gristmill serve``)."""

@@ -1,0 +1,1 @@
+"""JSON API routers (OpenAPI at ``/openapi.json``)."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the app database (run by ``server.db.migrate`` at start-up)."""
