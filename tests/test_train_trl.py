@@ -8,7 +8,6 @@ files load and train, not that the model learns.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 from pathlib import Path
@@ -16,72 +15,13 @@ from typing import Any
 
 import pytest
 from test_export_fixtures import lima_conversations, make_version, rated, user
+from tiny_models import build_model, build_tokenizer, file_texts
 
 from gristmill.io.export import ExportOptions, export_version
 from gristmill.io.splits import SplitSpec
 from gristmill.records.kinds import Kind, Preference
 
 pytestmark = pytest.mark.slow
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|> ' + message['content'] + ' <|end|> ' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|> ' }}{% endif %}"
-)
-SPECIALS = ["<unk>", "<pad>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
-
-
-def _texts(path: Path) -> list[str]:
-    """Every string in a JSONL export (to train the tokenizer on)."""
-    out: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            out.append(value)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-
-    for line in path.read_text().splitlines():
-        walk(json.loads(line))
-    return out
-
-
-def _tokenizer(files: list[Path]) -> Any:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(vocab_size=3000, special_tokens=SPECIALS)
-    core.train_from_iterator([t for f in files for t in _texts(f)], trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>"
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
-
-
-def _model(vocab_size: int) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=1,
-        eos_token_id=2,
-        bos_token_id=None,
-    )
-    return LlamaForCausalLM(config)
 
 
 def _preferences() -> list[Preference]:
@@ -151,10 +91,11 @@ def test_sft_and_dpo_train_on_exports(tmp_path: Path) -> None:
     dpo_data = datasets.load_dataset(
         "json", data_files=str(dpo_file), split="train", cache_dir=cache
     )
-    tokenizer = _tokenizer([*map(Path, data_files.values()), dpo_file])
+    files = [*map(Path, data_files.values()), dpo_file]
+    tokenizer = build_tokenizer(t for f in files for t in file_texts(f))
 
     sft = SFTTrainer(
-        model=_model(len(tokenizer)),
+        model=build_model(len(tokenizer)),
         args=SFTConfig(**_common_args(tmp_path / "sft")),
         train_dataset=sft_data["train"],
         processing_class=tokenizer,
@@ -166,7 +107,7 @@ def test_sft_and_dpo_train_on_exports(tmp_path: Path) -> None:
     assert (tmp_path / "sft-model" / "config.json").is_file()
     assert any((tmp_path / "sft-model").glob("*.safetensors"))
 
-    policy = _model(len(tokenizer))
+    policy = build_model(len(tokenizer))
     dpo = DPOTrainer(
         model=policy,
         ref_model=copy.deepcopy(policy),  # built from a config: nothing to reload it from

@@ -114,6 +114,19 @@ def _convert(gguf: Path, dtype: Any, root: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _folder_ident(folder: Path) -> str:
+    """A local folder's name plus a fingerprint of its weight files (name, size,
+    mtime), so the call cache never answers for a model retrained in the same place."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=4)
+    for f in sorted(folder.iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".pt") or f.name == "config.json":
+            stat = f.stat()
+            digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return f"{folder.resolve().name}-{digest.hexdigest()}"
+
+
 def _stop_on_strings(tokenizer: Any, stops: Sequence[str], prompt_len: int) -> Any:
     """A stopping criterion that decodes only the last few new tokens of each row
     (transformers' own ``stop_strings`` builds tables over the whole vocabulary first,
@@ -204,7 +217,7 @@ class TransformersLM:
         model: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype)
         model = model.to(dev)
         width = str(torch_dtype).removeprefix("torch.")
-        ident = name or (Path(gguf_file).stem if gguf_file else path.resolve().name)
+        ident = name or (Path(gguf_file).stem if gguf_file else _folder_ident(path))
         return cls(
             model,
             tokenizer,
