@@ -99,3 +99,24 @@ def test_cli_lists_collisions_and_drop_writes_a_clean_version(
     assert data["contaminated_records"] == 5 and data["eval_items_hit"] == 6
     again = run_cli("eval", "contamination", "train@2", "gsm8k", "openbookqa", "--drop")
     assert "0 contaminated records" in again.output and "nothing to drop" in again.output
+
+
+def test_export_leaves_out_or_refuses_contaminated_records(
+    run_cli: Callable[..., Result], planted: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "sft.jsonl"
+    result = run_cli(
+        "export", "train", "--format", "openai-chat", "--out", str(out),
+        "--decontaminate-against", "gsm8k", "--decontaminate-against", "openbookqa",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "contaminated: gsm8k@1" in result.output or "contaminated: openbookqa@1" in result.output
+    rows = [orjson.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == planted["total"] - len(planted["expected"])
+    refused = tmp_path / "refused.jsonl"
+    result = run_cli(
+        "export", "train", "--format", "openai-chat", "--out", str(refused),
+        "--decontaminate-against", "gsm8k", "--refuse-contaminated",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "nothing written" in result.output
+    assert not refused.exists()

@@ -90,3 +90,16 @@ def test_unknown_shape_is_refused_with_its_fields(workspace: Workspace, samples:
     assert "no known format fits (fields: answer_id, choices" in (
         report.files[0].first_problem or ""
     )
+
+
+def test_a_folder_takes_the_kind_of_most_of_its_data_not_of_its_readme(
+    workspace: Workspace, samples: Path
+) -> None:
+    """data/samples/lima holds lima.json (1,029 conversations) and a small SOURCE.md:
+    one text file must not outvote the data; it is refused, named and counted."""
+    report = import_path(workspace, samples / "lima", "lima")
+    assert report.version is not None
+    assert report.version.kind.value == "conversation"
+    assert report.version.row_count == 1029
+    refused = {f.name: f.quarantined for f in report.files}
+    assert refused["lima/SOURCE.md"] == 1

@@ -26,7 +26,7 @@ class UserError(click.ClickException):
     """An error the user can fix; printed without a traceback, exit code 1."""
 
     def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}")
+        err_console.print(f"[bold red]error:[/] {self.message}", soft_wrap=True)  # never folded
 
 
 def friendly_errors(fn: F) -> F:

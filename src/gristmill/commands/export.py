@@ -16,6 +16,7 @@ from rich.progress import (
 from rich.table import Table
 
 from gristmill.commands.common import (
+    UserError,
     console,
     err_console,
     friendly_errors,
@@ -25,6 +26,7 @@ from gristmill.io.export import ExportOptions, ExportReport, Form, all_exporters
 from gristmill.io.splits import PROMPT, SplitSpec, parse_split
 from gristmill.records.kinds import Kind
 from gristmill.records.pairs import PairOptions, PairStrategy, RejectedChoice
+from gristmill.store import Version
 
 
 def _formats_help() -> str:
@@ -131,6 +133,19 @@ def print_report(report: ExportReport) -> None:
     help="trl-unpaired: label candidates without a label as desirable when their mean "
     "rating is at least this.",
 )
+@click.option(
+    "--decontaminate-against",
+    "decontaminate",
+    multiple=True,
+    metavar="EVAL",
+    help="Leave out records sharing a word 13-gram with an item of this eval dataset "
+    "(repeatable); they are counted as skipped.",
+)
+@click.option(
+    "--refuse-contaminated",
+    is_flag=True,
+    help="With --decontaminate-against: write nothing if any record is contaminated.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.pass_context
 @friendly_errors
@@ -147,10 +162,23 @@ def export_command(
     rejected: str,
     dimension: str | None,
     label_threshold: float | None,
+    decontaminate: tuple[str, ...],
+    refuse_contaminated: bool,
     overwrite: bool,
 ) -> None:
     """Export NAME[@VERSION] in a training or tool format."""
-    version = workspace_from(ctx).version(ref)
+    ws = workspace_from(ctx)
+    version = ws.version(ref)
+    if refuse_contaminated and not decontaminate:
+        raise UserError("--refuse-contaminated needs --decontaminate-against EVAL")
+    exclude = contaminated(version, [ws.version(e) for e in decontaminate])
+    if exclude and refuse_contaminated:
+        first = ", ".join(sorted(exclude)[:5])
+        raise UserError(
+            f"{len(exclude)} records of {version.ref} hold eval items (first: {first}); "
+            f"nothing written. `gristmill eval contamination {version.ref} "
+            f"{' '.join(decontaminate)}` lists the collisions"
+        )
     form = (
         None
         if conversational is None
@@ -167,6 +195,7 @@ def export_command(
         label_threshold=label_threshold,
         split=SplitSpec(parse_split(split_text), seed, group_by) if split_text else None,
         overwrite=overwrite,
+        exclude=exclude,
     )
     progress = Progress(
         TextColumn("[bold]exporting[/] {task.description}"),
@@ -192,6 +221,17 @@ def export_command(
         if task is not None:  # stopping a bar that never started prints a blank line
             progress.stop()
     print_report(report)
+
+
+def contaminated(version: Version, evals: list[Version]) -> dict[str, str]:
+    """Record id → "contaminated: <eval>" (the first eval that holds one of its items)."""
+    from gristmill.evals.contamination import contaminated_ids
+
+    reasons: dict[str, str] = {}
+    for ev in evals:
+        for record_id in contaminated_ids(version, ev):
+            reasons.setdefault(record_id, f"contaminated: {ev.ref}")
+    return reasons
 
 
 COMMANDS: list[click.Command] = [export_command]

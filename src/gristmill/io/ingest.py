@@ -263,13 +263,17 @@ def plan_file(path: Path, root: Path, options: ImportOptions) -> FilePlan:
 
 
 def choose_kind(plans: list[FilePlan]) -> Kind | None:
-    """The kind most files map to (first file wins a tie)."""
-    kinds = [p.format.kind for p in plans if p.format is not None and p.problem is None]
-    if not kinds:
+    """The kind most of the data maps to, by bytes (a folder's small SOURCE.md or README
+    does not outvote the data file beside it); the first file wins a tie."""
+    usable = [p for p in plans if p.format is not None and p.problem is None]
+    if not usable:
         return None
-    counts = Counter(kinds)
-    best = max(counts.values())
-    return next(k for k in kinds if counts[k] == best)
+    weight: Counter[Kind] = Counter()
+    for p in usable:
+        assert p.format is not None
+        weight[p.format.kind] += max(p.size, 1)
+    best = max(weight.values())
+    return next(p.format.kind for p in usable if p.format and weight[p.format.kind] == best)
 
 
 # -- converting ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ returned :class:`ExportReport`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,8 @@ def export_version(
     schema = exporter.output_schema(kind) if isinstance(exporter, StorageExporter) else None
     sink = Sink(exporter.container, Path(out), split_names, options.overwrite, schema)
     try:
-        for batch in version.iter_batches():
+        for read in version.iter_batches():
+            batch = _drop_excluded(read, options.exclude, report) if options.exclude else read
             names = splitter.assign(batch) if splitter else [DEFAULT_SPLIT] * batch.num_rows
             if isinstance(exporter, StorageExporter):
                 _write_storage(exporter, kind, batch, names, sink, report)
@@ -105,9 +106,9 @@ def export_version(
                 _write_records(exporter, kind, form, options, batch, names, sink, report)
             else:
                 raise TypeError(f"{exporter.name} is neither a record nor a storage exporter")
-            report.records_read += batch.num_rows
+            report.records_read += read.num_rows
             if progress is not None:
-                progress(batch.num_rows)
+                progress(read.num_rows)
         report.records_per_split = (
             dict(splitter.sizes) if splitter else {DEFAULT_SPLIT: report.records_read}
         )
@@ -116,6 +117,20 @@ def export_version(
         sink.abort()
         raise
     return report
+
+
+def _drop_excluded(
+    batch: pa.RecordBatch, exclude: Mapping[str, str], report: ExportReport
+) -> pa.RecordBatch:
+    """Leave out the records ``exclude`` names, counting each under its reason."""
+    ids = batch.column("id").to_pylist()
+    keep = [i not in exclude for i in ids]
+    if all(keep):
+        return batch
+    for record_id, kept in zip(ids, keep, strict=True):
+        if not kept:
+            report.skipped[exclude[record_id]] += 1
+    return batch.filter(pa.array(keep))
 
 
 def _write_storage(

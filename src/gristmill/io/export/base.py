@@ -48,6 +48,8 @@ class ExportOptions:
     label_threshold: float | None = None  # unpaired labels for candidates without one
     split: SplitSpec | None = None  # None: one output file
     overwrite: bool = False
+    # record id → why it must not be written (e.g. "contaminated: gsm8k"); skipped, counted
+    exclude: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
