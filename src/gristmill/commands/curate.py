@@ -112,7 +112,7 @@ def curate_cmd(
         table.add_column("step")
         table.add_column("kinds")
         table.add_column("what it does", overflow="fold")
-        for name, cls in known_steps().items():
+        for name, cls in known_steps(("gristmill.curate",)).items():
             doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
             table.add_row(name, ", ".join(str(k) for k in cls.kinds), doc)
         console.print(table)

@@ -7,13 +7,15 @@ steps:
   - minhash_dedup: {threshold: 0.8}
 ```
 
-Steps register themselves by name (``@register``); ``gristmill.curate`` registers the
-curation steps, so this layer knows none of them.
+Steps register themselves by name (``@register``) when their stage's package is
+imported; this layer knows the stages only by module name (``STEP_PROVIDERS``), so a
+worker process that starts empty (Ray, spawn) finds every step too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +37,19 @@ def register(cls: S) -> S:
     return cls
 
 
-def known_steps() -> dict[str, type[Step]]:
-    import gristmill.curate  # noqa: F401  (registers the curation steps)
+# stages whose packages register pipeline steps: curation filters, sampling scorers
+STEP_PROVIDERS = ("gristmill.curate", "gristmill.sampling")
 
-    return dict(sorted(REGISTRY.items()))
+
+def known_steps(providers: tuple[str, ...] = STEP_PROVIDERS) -> dict[str, type[Step]]:
+    """The steps these stages register, by name."""
+    for module in providers:
+        importlib.import_module(module)
+    return {
+        name: cls
+        for name, cls in sorted(REGISTRY.items())
+        if cls.__module__.startswith(providers)
+    }
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,8 @@ class PipelineSpec:
         return hashlib.blake2b(data, digest_size=6).hexdigest()
 
     def build(self) -> list[Step]:
-        steps = known_steps()
+        known_steps()  # every stage's steps registered, plus any registered by the caller
+        steps = dict(sorted(REGISTRY.items()))
         out: list[Step] = []
         for i, spec in enumerate(self.steps, start=1):
             cls = steps.get(spec.name)
