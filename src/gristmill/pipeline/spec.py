@@ -46,9 +46,7 @@ def known_steps(providers: tuple[str, ...] = STEP_PROVIDERS) -> dict[str, type[S
     for module in providers:
         importlib.import_module(module)
     return {
-        name: cls
-        for name, cls in sorted(REGISTRY.items())
-        if cls.__module__.startswith(providers)
+        name: cls for name, cls in sorted(REGISTRY.items()) if cls.__module__.startswith(providers)
     }
 
 
