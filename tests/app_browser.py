@@ -4,9 +4,7 @@ API tokens, and headless Debian Chromium driven by Playwright's sync API."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
+from test_app_support import LiveServer, import_sample
 
-from gristmill.cli import cli
 from gristmill.store import Workspace
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -89,6 +85,22 @@ class AppServer:
         assert r.status_code == 200, r.text
         return list(r.json())
 
+    def record_ids(self, ref: str, n: int) -> list[str]:
+        """The ids of the first ``n`` records of dataset version ``ref``."""
+        return [rec.id for rec in itertools.islice(self.workspace.version(ref).iter_records(), n)]
+
+    def suggest(self, pid: int, question: str, values: dict[str, Any], score: float | None) -> None:
+        """Store a ``model:smollm2`` suggestion for ``question``: record id → value."""
+        rows = [
+            {"record_id": rid, "question": question, "value": value, "score": score}
+            for rid, value in values.items()
+        ]
+        r = self.api().post(
+            f"/api/projects/{pid}/suggestions",
+            json={"suggestions": [{**row, "agent": "model:smollm2"} for row in rows]},
+        )
+        assert r.status_code == 200, r.text
+
     def answer(
         self, pid: int, user: str, rid: str, values: dict[str, Any], status: str = "submitted"
     ) -> None:
@@ -100,60 +112,22 @@ class AppServer:
         assert r.status_code == 200, r.text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _import(ws: Workspace, path: Path, name: str) -> None:
-    res = CliRunner().invoke(
-        cli,
-        ["--workspace", str(ws.root), "import", str(path), "--as", name],
-        catch_exceptions=False,
-    )
-    assert res.exit_code == 0, res.output
-
-
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The real app over a fresh workspace with the UCI Amazon sentences (``amazon@1``)
     and HH-RLHF preference pairs (``hh@1``), served by uvicorn on loopback."""
-    import uvicorn
-
-    from gristmill.server.app import create_app
-    from gristmill.server.auth import create_user, new_api_token
-
     ws = Workspace.init(tmp_path_factory.mktemp("app") / "ws")
-    _import(ws, SAMPLES / "uci_sentiment_amazon" / "amazon_cells_labelled.tsv", "amazon")
-    _import(ws, SAMPLES / "hh_rlhf" / "harmless-base-test.jsonl.gz", "hh")
-    app = create_app(ws.root)
-    tokens: dict[str, str] = {}
-    with app.state.gm.tx() as conn:
+    import_sample(ws, "uci_sentiment_amazon/amazon_cells_labelled.tsv", "amazon")
+    import_sample(ws, "hh_rlhf/harmless-base-test.jsonl.gz", "hh")
+    with LiveServer(ws) as live:
+        srv = AppServer(url=live.url, workspace=ws, app=live.app)
         for user, role in USERS.items():
-            uid = create_user(conn, user, role, PASSWORD)
-            tokens[user] = new_api_token(conn, uid, "tests")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
-    srv = AppServer(url=url, workspace=ws, app=app)
-    for user, token in tokens.items():
-        srv.clients[user] = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-    try:
-        yield srv
-    finally:
-        for c in srv.clients.values():
-            c.close()
-        server.should_exit = True
-        thread.join(timeout=10)
+            srv.clients[user] = live.client(live.add_user(user, role, PASSWORD))
+        try:
+            yield srv
+        finally:
+            for c in srv.clients.values():
+                c.close()
 
 
 @pytest.fixture(scope="module")

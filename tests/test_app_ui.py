@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from app_browser import (
-    SAMPLES,
     AppServer,
     app_server,
     browser,
@@ -17,6 +16,7 @@ from app_browser import (
     mouse_select,
     needs_chromium,
 )
+from test_app_support import import_sample
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 __all__ = ["app_server", "browser"]  # module-scoped fixtures used by the tests below
@@ -24,15 +24,6 @@ __all__ = ["app_server", "browser"]  # module-scoped fixtures used by the tests 
 SPAN_TEXT = (
     "Zoë Müller met 😀 Ålesund's mayor at Ørsted HQ.\nThen she flew to São Paulo — with ACME Corp."
 )
-
-
-def first_ids(srv: AppServer, ref: str, n: int) -> list[str]:
-    out = []
-    for rec in srv.workspace.version(ref).iter_records():
-        out.append(rec.id)
-        if len(out) == n:
-            break
-    return out
 
 
 def stored(srv: AppServer, pid: int, question: str | None = None) -> list[dict[str, Any]]:
@@ -107,23 +98,8 @@ def test_label_and_multi_label_by_number_keys_with_suggestions(
         dataset_ref="amazon@1",
         limit=3,
     )
-    ids = first_ids(app_server, "amazon@1", 3)
-    r = app_server.api().post(
-        f"/api/projects/{pid}/suggestions",
-        json={
-            "suggestions": [
-                {
-                    "record_id": rid,
-                    "question": "sentiment",
-                    "value": "positive",
-                    "score": 0.91,
-                    "agent": "model:smollm2",
-                }
-                for rid in ids
-            ]
-        },
-    )
-    assert r.status_code == 200, r.text
+    ids = app_server.record_ids("amazon@1", 3)
+    app_server.suggest(pid, "sentiment", dict.fromkeys(ids, "positive"), 0.91)
     page = login(browser, app_server, "alice", f"/projects/{pid}/annotate")
     first = wait_record(page)
     assert first == ids[0]
@@ -218,24 +194,9 @@ def test_text_correction_shows_the_draft_and_stores_the_edit(
         dataset_ref="amazon@1",
         limit=2,
     )
-    ids = first_ids(app_server, "amazon@1", 2)
+    ids = app_server.record_ids("amazon@1", 2)
     drafts = ["A converter is needed to use it in the US.", "Good case and excellent value."]
-    r = app_server.api().post(
-        f"/api/projects/{pid}/suggestions",
-        json={
-            "suggestions": [
-                {
-                    "record_id": rid,
-                    "question": "rewrite",
-                    "value": d,
-                    "score": None,
-                    "agent": "model:smollm2",
-                }
-                for rid, d in zip(ids, drafts, strict=True)
-            ]
-        },
-    )
-    assert r.status_code == 200, r.text
+    app_server.suggest(pid, "rewrite", dict(zip(ids, drafts, strict=True)), None)
     page = login(browser, app_server, "alice", f"/projects/{pid}/annotate")
     first = wait_record(page)
     area = f"{card('rewrite')} textarea"
@@ -485,13 +446,7 @@ def test_help_overlay_lists_the_shortcuts(app_server: AppServer, browser: Any) -
 def test_records_render_chat_tool_calls_and_never_run_html(
     app_server: AppServer, browser: Any
 ) -> None:
-    from app_browser import _import
-
-    _import(
-        app_server.workspace,
-        SAMPLES / "llamafactory_demos" / "glaive_toolcall_en_demo.json",
-        "tools",
-    )
+    import_sample(app_server.workspace, "llamafactory_demos/glaive_toolcall_en_demo.json", "tools")
     calls = None
     for rec in app_server.workspace.version("tools@1").iter_records():
         calls = [c for m in rec.messages for c in (m.tool_calls or [])]

@@ -29,29 +29,10 @@ def disputed(app_server: AppServer) -> tuple[int, list[str]]:
     pid = app_server.create_project(
         "Disputed", QUESTIONS, dataset_ref="amazon@1", limit=3, settings={"overlap": 2}
     )
-    ids = []
-    for rec in app_server.workspace.version("amazon@1").iter_records():
-        ids.append(rec.id)
-        if len(ids) == 3:
-            break
+    ids = app_server.record_ids("amazon@1", 3)
     alice = [("negative", "no plug"), ("positive", "good value"), ("positive", "great")]
     bob = [("neutral", "a fact"), ("positive", "cheap and good"), ("neutral", "great")]
-    r = app_server.api().post(
-        f"/api/projects/{pid}/suggestions",
-        json={
-            "suggestions": [
-                {
-                    "record_id": rid,
-                    "question": "sentiment",
-                    "value": "positive",
-                    "score": 0.7,
-                    "agent": "model:smollm2",
-                }
-                for rid in ids
-            ]
-        },
-    )
-    assert r.status_code == 200, r.text
+    app_server.suggest(pid, "sentiment", dict.fromkeys(ids, "positive"), 0.7)
     # The third record is a gold task: alice gets it right, bob does not.
     r = app_server.api().post(
         f"/api/projects/{pid}/gold", json={"gold": {ids[2]: {"sentiment": "positive"}}}

@@ -13,43 +13,11 @@ import orjson
 import pytest
 import yaml
 from click.testing import Result
+from tiny_models import save_tiny_model
 
 from gristmill.records.arrow import to_row
 from gristmill.records.kinds import Candidate, Kind, Message, Preference
 from gristmill.store import VersionWriter, Workspace
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|> ' + message['content'] + ' <|end|> ' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|> ' }}{% endif %}"
-)
-SPECIALS = ["<unk>", "<pad>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
-
-
-def tiny_llama(folder: Path, texts: list[str], seed: int) -> Path:
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.train_from_iterator(
-        texts, trainers.WordLevelTrainer(vocab_size=4000, special_tokens=SPECIALS)
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>"
-    )
-    tok.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=1, eos_token_id=2, bos_token_id=None,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture
@@ -58,8 +26,8 @@ def tiny(tmp_path: Path, samples: Path) -> tuple[str, str]:
     texts = [json.dumps(json.loads(x)) for x in lines]
     texts += (samples / "gsm8k" / "test.jsonl").read_text().splitlines()[:20]
     return (
-        str(tiny_llama(tmp_path / "tiny-a", texts, 0)),
-        str(tiny_llama(tmp_path / "tiny-b", texts, 1)),
+        str(save_tiny_model(tmp_path / "tiny-a", texts, 0, vocab_size=4000, max_positions=512)),
+        str(save_tiny_model(tmp_path / "tiny-b", texts, 1, vocab_size=4000, max_positions=512)),
     )
 
 

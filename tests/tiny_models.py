@@ -1,7 +1,7 @@
 """Tiny causal LMs built here, with no download: a LlamaForCausalLM from a config and a
 WordLevel tokenizer (with a chat template) trained on the test's own text.
 
-Shared by the training tests; they test plumbing (files load, train, save, reload),
+Shared by the training and evaluation tests; they test plumbing (files load, train, save, reload),
 not learning. ``save_tiny_model`` writes a transformers folder that
 ``gristmill train --model`` and ``resolve_language_model`` both load.
 """
@@ -71,7 +71,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 3000) -> Any:
     return tokenizer
 
 
-def build_model(vocab_size: int, seed: int = 0) -> Any:
+def build_model(vocab_size: int, seed: int = 0, max_positions: int = 256) -> Any:
     """A 2-layer, 32-wide Llama (≈0.2M parameters at a 3k vocabulary)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -84,7 +84,7 @@ def build_model(vocab_size: int, seed: int = 0) -> Any:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=max_positions,
         pad_token_id=PAD_ID,
         eos_token_id=EOS_ID,
         bos_token_id=None,
@@ -92,10 +92,16 @@ def build_model(vocab_size: int, seed: int = 0) -> Any:
     return LlamaForCausalLM(config)
 
 
-def save_tiny_model(folder: Path, texts: Iterable[str], seed: int = 0) -> Path:
+def save_tiny_model(
+    folder: Path,
+    texts: Iterable[str],
+    seed: int = 0,
+    vocab_size: int = 3000,
+    max_positions: int = 256,
+) -> Path:
     """Build a tokenizer on ``texts`` and a model to match, and save both in ``folder``."""
-    tokenizer = build_tokenizer(texts)
-    model = build_model(len(tokenizer), seed)
+    tokenizer = build_tokenizer(texts, vocab_size)
+    model = build_model(len(tokenizer), seed, max_positions)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))

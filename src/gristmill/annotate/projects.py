@@ -20,9 +20,8 @@ from gristmill.annotate.questions import (
     Question,
     parse_questions,
     question_dicts,
-    validate_answer,
 )
-from gristmill.annotate.records_view import annotated_text, record_view, response_count
+from gristmill.annotate.records_view import record_view, validate_in_view
 from gristmill.annotate.tables import inserted_id, items, members, projects, utcnow
 from gristmill.records.kinds import RECORD_MODELS, Kind, RecordBase
 from gristmill.store import Version, Workspace
@@ -121,12 +120,7 @@ def check_gold(
         if q.name not in values:
             continue
         try:
-            out[q.name] = validate_answer(
-                q,
-                values[q.name],
-                response_count(view),
-                annotated_text(view, getattr(q, "field", "text")),
-            )
+            out[q.name] = validate_in_view(q, values[q.name], view)
         except AnswerError as exc:
             raise ValueError(f"{where}: {exc}") from exc
     if not out:

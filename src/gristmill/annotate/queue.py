@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from gristmill.annotate.projects import Project
-from gristmill.annotate.questions import AnswerError, same_value, validate_answer
-from gristmill.annotate.records_view import annotated_text, response_count
+from gristmill.annotate.questions import AnswerError, same_value
+from gristmill.annotate.records_view import validate_in_view
 from gristmill.annotate.tables import answers, inserted_id, items, slots, suggestions, utcnow
 
 STATUSES = ("submitted", "draft", "skipped")
@@ -151,10 +151,9 @@ def refresh_complete(conn: sa.Connection, project_id: int, overlap: int) -> None
     )
 
 
-def _wants_gold(conn: sa.Connection, project: Project, uid: int) -> bool:
-    rate = project.settings.gold_rate
-    if rate <= 0:
-        return False
+def _finished(conn: sa.Connection, pid: int, uid: int) -> dict[bool, int]:
+    """How many gold (``True``) and regular (``False``) records ``uid`` has submitted
+    or skipped."""
     counts = conn.execute(
         sa.select(items.c.is_gold, sa.func.count())
         .select_from(
@@ -167,13 +166,20 @@ def _wants_gold(conn: sa.Connection, project: Project, uid: int) -> bool:
             )
         )
         .where(
-            answers.c.project_id == project.id,
+            answers.c.project_id == pid,
             answers.c.user_id == uid,
             answers.c.status.in_(("submitted", "skipped")),
         )
         .group_by(items.c.is_gold)
     ).all()
-    by = {bool(g): int(n) for g, n in counts}
+    return {bool(g): int(n) for g, n in counts}
+
+
+def _wants_gold(conn: sa.Connection, project: Project, uid: int) -> bool:
+    rate = project.settings.gold_rate
+    if rate <= 0:
+        return False
+    by = _finished(conn, project.id, uid)
     gold_done, total = by.get(True, 0), by.get(True, 0) + by.get(False, 0)
     return gold_done < rate * (total + 1)
 
@@ -281,12 +287,7 @@ def check_values(
             out[q.name] = values[q.name]
             continue
         try:
-            out[q.name] = validate_answer(
-                q,
-                values[q.name],
-                response_count(view),
-                annotated_text(view, getattr(q, "field", "text")),
-            )
+            out[q.name] = validate_in_view(q, values[q.name], view)
         except AnswerError as exc:
             problems.append({"question": q.name, "error": exc.message})
     return out, problems
@@ -422,24 +423,7 @@ def user_progress(conn: sa.Connection, project: Project, uid: int) -> dict[str, 
     """``done``: regular records this user submitted or skipped; ``total``: done plus
     the records still open to them."""
     pid = project.id
-    done = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(
-            answers.join(
-                items,
-                sa.and_(
-                    answers.c.project_id == items.c.project_id,
-                    answers.c.record_id == items.c.record_id,
-                ),
-            )
-        )
-        .where(
-            answers.c.project_id == pid,
-            answers.c.user_id == uid,
-            answers.c.status.in_(("submitted", "skipped")),
-            items.c.is_gold.is_(False),
-        )
-    ).scalar_one()
+    done = _finished(conn, pid, uid).get(False, 0)
     used = (
         sa.select(sa.func.count())
         .where(

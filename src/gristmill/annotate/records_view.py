@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from gristmill.annotate.questions import Question, validate_answer
 from gristmill.records.kinds import (
     AgentTrace,
     Conversation,
@@ -173,6 +174,14 @@ def annotated_text(view: dict[str, Any], field: str = "text") -> str:
 def response_count(view: dict[str, Any]) -> int | None:
     responses = view.get("responses")
     return len(responses) if responses is not None else None
+
+
+def validate_in_view(q: Question, value: Any, view: dict[str, Any]) -> Any:
+    """``validate_answer`` against the record ``view`` shows: its response count and
+    the text the question marks up; raises AnswerError."""
+    return validate_answer(
+        q, value, response_count(view), annotated_text(view, getattr(q, "field", "text"))
+    )
 
 
 def prompt_text(view: dict[str, Any], limit: int = 4000) -> str:

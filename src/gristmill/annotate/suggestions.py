@@ -19,9 +19,8 @@ from gristmill.annotate.questions import (
     Question,
     RatingQuestion,
     TextQuestion,
-    validate_answer,
 )
-from gristmill.annotate.records_view import annotated_text, prompt_text, response_count
+from gristmill.annotate.records_view import prompt_text, validate_in_view
 from gristmill.annotate.tables import items, suggestions, utcnow
 from gristmill.models.protocols import GenerationParams, LanguageModel
 from gristmill.store import Version, Workspace
@@ -54,12 +53,7 @@ def store(conn: sa.Connection, project: Project, rows: list[dict[str, Any]]) -> 
         if not agent:
             raise ValueError(f"{where}: agent is required (e.g. model:smollm2)")
         try:
-            value = validate_answer(
-                q,
-                r.get("value"),
-                response_count(views[rid]),
-                annotated_text(views[rid], getattr(q, "field", "text")),
-            )
+            value = validate_in_view(q, r.get("value"), views[rid])
         except AnswerError as exc:
             raise ValueError(f"{where}: {exc}") from exc
         score = r.get("score")

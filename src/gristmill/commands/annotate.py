@@ -125,14 +125,11 @@ def user_add(
 @friendly_errors
 def user_token(ctx: click.Context, name: str, label: str, db_url: str | None) -> None:
     """Print a new API token for NAME (for the SDK: Client(url, token))."""
-    import sqlalchemy as sa
-
-    from gristmill.annotate.tables import users
-    from gristmill.server.auth import new_api_token
+    from gristmill.server.auth import new_api_token, user_id
 
     st = _state(ctx, db_url)
     with st.tx() as conn:
-        uid = conn.execute(sa.select(users.c.id).where(users.c.username == name)).scalar()
+        uid = user_id(conn, name)
         if uid is None:
             raise UserError(f"no user {name!r}; add one with `gristmill user add {name}`")
         token = new_api_token(conn, uid, label)
@@ -276,7 +273,8 @@ def project_create(
     from gristmill.annotate import suggestions as sugg
     from gristmill.annotate.projects import Project, create_project, iter_views
     from gristmill.annotate.questions import parse_questions
-    from gristmill.annotate.tables import items, users
+    from gristmill.annotate.tables import items
+    from gristmill.server.auth import user_id
 
     if order_by and random_order:
         raise UserError("choose --order-by or --random-order, not both")
@@ -297,7 +295,7 @@ def project_create(
     with st.tx() as conn:
         owner_id = None
         if owner:
-            owner_id = conn.execute(sa.select(users.c.id).where(users.c.username == owner)).scalar()
+            owner_id = user_id(conn, owner)
             if owner_id is None:
                 raise UserError(f"no user {owner!r}")
         pid = create_project(
@@ -396,13 +394,14 @@ def project_members(
     import sqlalchemy as sa
 
     from gristmill.annotate.tables import members, users
+    from gristmill.server.auth import user_id
     from gristmill.server.deps import audit
 
     st = _state(ctx, db_url)
     proj = _project(st, project_ref)
     with st.tx() as conn:
         for name in (*add, *remove):
-            uid = conn.execute(sa.select(users.c.id).where(users.c.username == name)).scalar()
+            uid = user_id(conn, name)
             if uid is None:
                 raise UserError(f"no user {name!r}")
             conn.execute(

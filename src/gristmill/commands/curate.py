@@ -6,17 +6,15 @@ import os
 from pathlib import Path
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from gristmill.commands.common import UserError, console, friendly_errors, workspace_from
+from gristmill.commands.common import (
+    UserError,
+    console,
+    friendly_errors,
+    progress_bars,
+    workspace_from,
+)
 from gristmill.pipeline import RunOptions, explain, load_pipeline, run_pipeline
 from gristmill.pipeline.run import RunResult, WorkerDied
 from gristmill.pipeline.spec import known_steps
@@ -139,23 +137,9 @@ def curate_cmd(
         rows_per_task=rows_per_task,
         fresh=fresh,
     )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        bars: dict[str, TaskID] = {}
-
-        def on_progress(label: str, done: int, total: int) -> None:
-            if label not in bars:
-                bars[label] = progress.add_task(label, total=total)
-            progress.update(bars[label], completed=done)
-
+    with progress_bars() as bars:
         try:
-            result = run_pipeline(workspace, spec, input_ref, output, options, on_progress)
+            result = run_pipeline(workspace, spec, input_ref, output, options, bars.update)
         except WorkerDied as exc:
             raise UserError(str(exc)) from exc
     print_result(result)

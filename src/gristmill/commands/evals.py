@@ -9,14 +9,11 @@ gristmill eval contamination train@2 gsm8k --drop
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gristmill.commands.common import (
@@ -24,6 +21,8 @@ from gristmill.commands.common import (
     console,
     err_console,
     friendly_errors,
+    model_errors,
+    progress_bars,
     workspace_from,
 )
 
@@ -51,36 +50,16 @@ def tasks_cmd() -> None:
     console.print(table)
 
 
-@contextlib.contextmanager
-def _progress() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-
-        def make(description: str, total: int) -> Callable[[int], None]:
-            task = progress.add_task(description, total=total)
-            return lambda n: progress.advance(task, n)
-
-        yield make
-
-
 def _load_lm(spec: str | None, ws: Any, threads: int | None, device: str, cache: bool) -> Any:
-    from gristmill.models import ModelCache, ModelError, resolve_language_model
+    from gristmill.models import ModelCache, resolve_language_model
 
-    try:
+    with model_errors():
         lm, description = resolve_language_model(
             spec,
             device=device,
             threads=threads,
             cache=ModelCache.for_workspace(ws.root) if cache else None,
         )
-    except ModelError as exc:
-        raise UserError(str(exc)) from exc
     err_console.print(f"model: {description}")
     return lm
 
@@ -153,15 +132,12 @@ def run_cmd(
 ) -> None:
     """Run TASK (a ready task name or a YAML file) against --model; the per-sample log
     is stored as a dataset version (printed) and the scores are summarised."""
-    from gristmill.evals.runner import EvalError, RunOptions, run_eval
-    from gristmill.evals.tasks import TaskError, load_task
+    from gristmill.evals.runner import RunOptions, run_eval
+    from gristmill.evals.tasks import load_task
     from gristmill.evals.terminal import print_run
 
     ws = workspace_from(ctx)
-    try:
-        spec = load_task(task)
-    except TaskError as exc:
-        raise UserError(str(exc)) from exc
+    spec = load_task(task)
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
     lm = _load_lm(model, ws, threads, device, not no_cache)
@@ -184,20 +160,17 @@ def run_cmd(
         resamples=resamples,
         seed=seed,
     )
-    try:
-        with _progress() as progress:
-            run = run_eval(
-                ws,
-                spec,
-                lm,
-                model_spec=model,
-                judge=judge_lm,
-                options=options,
-                say=lambda text: err_console.print(text),
-                progress=progress,
-            )
-    except EvalError as exc:
-        raise UserError(str(exc)) from exc
+    with progress_bars(err_console) as progress:
+        run = run_eval(
+            ws,
+            spec,
+            lm,
+            model_spec=model,
+            judge=judge_lm,
+            options=options,
+            say=lambda text: err_console.print(text),
+            progress=progress,
+        )
     print_run(console, run.version.manifest.stats, f"{run.task} · {run.model} · {run.n} items")
     if html is not None:
         from gristmill.evals.report import write_run_report
@@ -247,15 +220,12 @@ def compare_cmd(
 @friendly_errors
 def report_cmd(ctx: click.Context, run: str, output: Path | None) -> None:
     """Summarise a stored run in the terminal and write its HTML report."""
-    from gristmill.evals.compare import CompareError, run_samples
+    from gristmill.evals.compare import run_samples
     from gristmill.evals.report import write_run_report
     from gristmill.evals.terminal import print_run
 
     version = workspace_from(ctx).version(run)
-    try:
-        run_samples(version)  # checks it is a run
-    except CompareError as exc:
-        raise UserError(str(exc)) from exc
+    run_samples(version)  # checks it is a run
     params = version.manifest.params
     print_run(
         console,
@@ -302,7 +272,7 @@ def judge_cmd(
     ws = workspace_from(ctx)
     versions = [ws.version(r) for r in runs]
     lm = _load_lm(judge, ws, threads, device, True)
-    with _progress() as progress:
+    with progress_bars(err_console) as progress:
         shared = len(versions) * (len(versions) - 1) // 2 * max(v.row_count for v in versions)
         version, written, unreadable = judge_runs(
             versions, lm, name, max_tokens, progress("judging", shared), verdict
@@ -485,13 +455,10 @@ def export_cmd(ctx: click.Context, task: str, target: str, output: Path, limit: 
     """Write TASK as an lm-eval-harness task (YAML + JSONL) or an inspect_ai dataset."""
     from gristmill.evals.export import export_inspect, export_lm_eval
     from gristmill.evals.runner import ensure_dataset, load_items
-    from gristmill.evals.tasks import TaskError, load_task
+    from gristmill.evals.tasks import load_task
 
     ws = workspace_from(ctx)
-    try:
-        spec = load_task(task)
-    except TaskError as exc:
-        raise UserError(str(exc)) from exc
+    spec = load_task(task)
     version = ensure_dataset(
         ws, spec.dataset, spec.data, spec.format, spec, lambda t: err_console.print(t)
     )
@@ -552,15 +519,12 @@ def human_cmd(
 ) -> None:
     """People's ratings of a run (written back by the annotation app) as the
     human_graded metric of a new run version."""
-    from gristmill.evals.human import HumanGradeError, add_human_grades
+    from gristmill.evals.human import add_human_grades
     from gristmill.evals.terminal import print_run
 
-    try:
-        version, rated, missing = add_human_grades(
-            workspace_from(ctx).version(annotated), question, dimension, name
-        )
-    except HumanGradeError as exc:
-        raise UserError(str(exc)) from exc
+    version, rated, missing = add_human_grades(
+        workspace_from(ctx).version(annotated), question, dimension, name
+    )
     print_run(console, version.manifest.stats, f"{version.ref} · human grades from {annotated}")
     note = f", {missing} without a rating (left out)" if missing else ""
     console.print(f"{rated} rated samples{note}: run stored as [bold]{version.ref}[/]")

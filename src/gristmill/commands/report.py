@@ -3,41 +3,12 @@ between two versions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from gristmill.commands.common import console, friendly_errors, workspace_from
+from gristmill.commands.common import console, friendly_errors, progress_bars, workspace_from
 from gristmill.store import Version, parse_ref
-
-
-@contextmanager
-def _progress(version: Version) -> Iterator[Progress]:
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        yield progress
-
-
-def _advancer(progress: Progress, task: TaskID) -> Callable[[int], None]:
-    return lambda n: progress.advance(task, n)
 
 
 def _compare_ref(name: str, spec: str) -> str:
@@ -113,9 +84,9 @@ def report(
 
     if compare is None:
         version = workspace.version(ref)
-        with _progress(version) as progress:
-            task = progress.add_task(f"report {version.ref}", total=version.row_count)
-            result = build_report(version, options, progress=_advancer(progress, task))
+        with progress_bars(remaining=True) as bars:
+            advance = bars(f"[bold]report {version.ref}", version.row_count)
+            result = build_report(version, options, progress=advance)
         save_report(version, result)
         target = html_path or version.report_html
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,11 +100,9 @@ def report(
     versions = [workspace.version(_compare_ref(name, spec)) for spec in compare]
     reports = []
     for version in versions:
-        with _progress(version) as progress:
-            task = progress.add_task(f"report {version.ref}", total=version.row_count)
-            result, built = load_or_build_report(
-                version, options, progress=_advancer(progress, task)
-            )
+        with progress_bars(remaining=True) as bars:
+            advance = bars(f"[bold]report {version.ref}", version.row_count)
+            result, built = load_or_build_report(version, options, progress=advance)
         if built:
             version.report_html.write_text(render_html(result), encoding="utf-8")
             console.print(f"[dim]computed and stored the report of {version.ref}[/]")

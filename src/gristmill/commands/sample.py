@@ -14,14 +14,6 @@ from typing import Any
 import click
 import numpy as np
 import yaml
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from gristmill.commands.common import (
@@ -29,6 +21,7 @@ from gristmill.commands.common import (
     console,
     err_console,
     friendly_errors,
+    progress_bars,
     workspace_from,
 )
 from gristmill.pipeline import RunOptions
@@ -151,23 +144,9 @@ def score_cmd(
         rows_per_task=rows_per_task,
         fresh=fresh,
     )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        bars: dict[str, TaskID] = {}
-
-        def on_progress(label: str, done: int, total: int) -> None:
-            if label not in bars:
-                bars[label] = progress.add_task(label, total=total)
-            progress.update(bars[label], completed=done)
-
+    with progress_bars() as bars:
         try:
-            result = score(workspace, name, by, params, options, on_progress)
+            result = score(workspace, name, by, params, options, bars.update)
         except WorkerDied as exc:
             raise UserError(str(exc)) from exc
     version = result.output

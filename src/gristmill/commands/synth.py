@@ -13,7 +13,6 @@ gristmill synth card prompts-gen-judged
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from gristmill.commands.common import (
     console,
     err_console,
     friendly_errors,
+    model_errors,
     workspace_from,
 )
 
@@ -81,19 +81,6 @@ def _options(kw: dict[str, Any]) -> Any:
         price_out=kw.pop("price_out"),
         progress=not kw.pop("quiet"),
     )
-
-
-def _synth_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from gristmill.models.errors import ModelError
-
-        try:
-            return fn(*args, **kwargs)
-        except ModelError as exc:
-            raise UserError(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _report(result: Any) -> None:
@@ -162,7 +149,7 @@ def synth() -> None:
 @_run_options
 @click.pass_context
 @friendly_errors
-@_synth_errors
+@model_errors()
 def generate_cmd(ctx: click.Context, /, name: str, **kw: Any) -> None:
     """Responses from a teacher model for every prompt of NAME."""
     from gristmill.synth import GenerateConfig, generate
@@ -190,7 +177,7 @@ def generate_cmd(ctx: click.Context, /, name: str, **kw: Any) -> None:
 @_run_options
 @click.pass_context
 @friendly_errors
-@_synth_errors
+@model_errors()
 def self_instruct_cmd(ctx: click.Context, /, seeds: str, **kw: Any) -> None:
     """New instructions grown from the seed tasks of SEEDS (Self-Instruct)."""
     from gristmill.synth import SelfInstructConfig, self_instruct
@@ -227,7 +214,7 @@ def self_instruct_cmd(ctx: click.Context, /, seeds: str, **kw: Any) -> None:
 @_run_options
 @click.pass_context
 @friendly_errors
-@_synth_errors
+@model_errors()
 def evol_cmd(ctx: click.Context, /, name: str, **kw: Any) -> None:
     """Evolve the instructions of NAME (Evol-Instruct) and answer them."""
     from gristmill.synth import EvolConfig, evol_instruct
@@ -247,7 +234,7 @@ def evol_cmd(ctx: click.Context, /, name: str, **kw: Any) -> None:
 @_run_options
 @click.pass_context
 @friendly_errors
-@_synth_errors
+@model_errors()
 def categorize_cmd(ctx: click.Context, /, name: str, **kw: Any) -> None:
     """Tag each instruction of NAME with an InstructGPT task category."""
     from gristmill.synth import categorize
@@ -317,7 +304,7 @@ def coverage_cmd(ctx: click.Context, name: str) -> None:
 @_run_options
 @click.pass_context
 @friendly_errors
-@_synth_errors
+@model_errors()
 def judge_cmd(ctx: click.Context, /, name: str, **kw: Any) -> None:
     """Rate (or compare) every response of NAME with a judge model."""
     from gristmill.synth import JudgeConfig, judge

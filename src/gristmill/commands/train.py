@@ -10,9 +10,14 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from gristmill.commands.common import console, err_console, friendly_errors, workspace_from
+from gristmill.commands.common import (
+    console,
+    err_console,
+    friendly_errors,
+    model_errors,
+    workspace_from,
+)
 from gristmill.io.splits import PROMPT
-from gristmill.models.errors import ModelError
 from gristmill.records.pairs import PairOptions, PairStrategy, RejectedChoice
 from gristmill.train.options import Method, SftFormat, TrainOptions, parse_lora
 
@@ -177,7 +182,7 @@ def _run(ctx: click.Context, method: Method, params: dict[str, Any]) -> None:
         threads=params["threads"],
         overwrite=params["overwrite"],
     )
-    try:
+    with model_errors():
         result = train(
             workspace,
             version.ref,
@@ -186,8 +191,6 @@ def _run(ctx: click.Context, method: Method, params: dict[str, Any]) -> None:
             log=lambda text: err_console.print(f"[bold]train[/] {text}"),
             command=_command_line(ctx),
         )
-    except ModelError as exc:
-        raise ValueError(str(exc)) from exc
     _summary(result)
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from gristmill.evals.metrics import SampleScore, mean_stats
 from gristmill.evals.runner import summarise
+from gristmill.records.arrow import dumps_json
 from gristmill.records.kinds import Kind
 from gristmill.store import Version, VersionWriter
 
@@ -89,7 +90,7 @@ def add_human_grades(
             scores["human_graded"] = value
             stats["human_graded"] = mean_stats(value)
         meta["scores"], meta["stats"] = scores, stats
-        row["meta"] = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS).decode()
+        row["meta"] = dumps_json(meta)  # the storage form of meta
         rows.append(row)
         items.append({"tags": meta.get("tags") or []})
         per_sample.append(SampleScore(scores, stats))

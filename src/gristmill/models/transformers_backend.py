@@ -23,6 +23,13 @@ from gristmill.models.text import continues_last_message, cut_at_stop
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
+# A context's tokens and some of its continuations: (pair index, continuation tokens).
+Unit = tuple[list[int], list[tuple[int, list[int]]]]
+
+
+def _unit_length(unit: Unit) -> int:
+    return len(unit[0]) + sum(len(c) for _, c in unit[1])
+
 
 def _torch() -> Any:
     import torch
@@ -151,9 +158,10 @@ class TransformersLM:
     """A causal LM from ``transformers``, implementing ``LanguageModel``.
 
     Batches are sorted by length and padded on the left for next-token scoring
-    (only the last position's logits are computed: ``logits_to_keep=1``), on the right
-    for continuations. ``batch_size`` defaults to 1 on CPU (measured fastest: padding
-    costs more than batching saves on 2 cores) and 16 on GPU."""
+    (only the last position's logits are computed: ``logits_to_keep=1``); continuations
+    are packed by shared context instead (``continuation_logprobs``). ``batch_size``
+    defaults to 1 on CPU (measured fastest: padding costs more than batching saves on 2
+    cores) and 16 on GPU."""
 
     def __init__(
         self,
@@ -173,6 +181,7 @@ class TransformersLM:
         self._context = min(context_length or limit, limit)
         self.forward_calls = 0  # forward passes run (generate counts once per call)
         self._keep_last = True
+        self._keeps_positions: bool | None = None  # does forward take logits_to_keep?
         self._lock = threading.Lock()  # one forward at a time: torch already uses every core
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (tokenizer.eos_token_id or 0))
@@ -297,30 +306,40 @@ class TransformersLM:
     ) -> list[list[float]]:
         """Log-probabilities of each continuation token given the context. An empty
         context is replaced by the BOS token (else EOS) so the first token is scored too.
+
+        Up to ``batch_size`` pairs share one forward, packed into a single row rather
+        than padded: a context once, then each of its continuations (the choices of a
+        multiple-choice item) at the positions that follow it, an attention mask keeping
+        the continuations apart (``_score_packed``). No context is encoded twice, no
+        padding is computed, and the vocabulary projection runs only where a
+        continuation token is predicted; the values equal scoring each pair alone
+        (float32: to 1e-4; bfloat16: within its rounding, which depends on the shapes,
+        so batch size 1 keeps the exact numbers of one plain forward per pair).
         Longer than the context window: scored in windows that keep at least a quarter
         of the window as preceding context."""
         if len(contexts) != len(continuations):
             raise ValueError("contexts and continuations differ in length")
-        seqs: list[tuple[list[int], int]] = []
-        for ctx, cont in zip(contexts, continuations, strict=True):
-            ctx_ids = list(self.tokenizer(ctx, add_special_tokens=True)["input_ids"]) if ctx else []
-            if not ctx_ids:
-                start = self.tokenizer.bos_token_id
-                if start is None:
-                    start = self.tokenizer.eos_token_id
-                ctx_ids = [int(start)] if start is not None else []
+        out: list[list[float]] = [[] for _ in contexts]
+        groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+        first: dict[tuple[str, str], int] = {}  # a repeated pair is scored once
+        for i, (ctx, cont) in enumerate(zip(contexts, continuations, strict=True)):
+            if first.setdefault((ctx, cont), i) != i:
+                continue
+            ctx_ids = self._context_ids(ctx)
             cont_ids = list(self.tokenizer(cont, add_special_tokens=False)["input_ids"])
-            seqs.append((ctx_ids + cont_ids, max(1, len(ctx_ids))))
-        out: list[list[float]] = [[] for _ in seqs]
-        short = [i for i, (ids, _) in enumerate(seqs) if len(ids) <= self._context]
-        for batch in self._batches([len(seqs[i][0]) for i in short]):
-            idx = [short[b] for b in batch]
-            scored = self._score_windows([seqs[i] for i in idx])
-            for i, lps in zip(idx, scored, strict=True):
+            if not cont_ids:
+                continue
+            if not ctx_ids:  # no BOS nor EOS: the first token has nothing to follow
+                out[i] = self._score_long(cont_ids, 1)
+            elif len(ctx_ids) + len(cont_ids) > self._context:
+                out[i] = self._score_long(ctx_ids + cont_ids, len(ctx_ids))
+            else:
+                groups.setdefault(tuple(ctx_ids), []).append((i, cont_ids))
+        for row in self._pack_rows(groups):
+            for i, lps in self._score_packed(row).items():
                 out[i] = lps
-        for i, (ids, first) in enumerate(seqs):
-            if len(ids) > self._context:
-                out[i] = self._score_long(ids, first)
+        for i, pair in enumerate(zip(contexts, continuations, strict=True)):
+            out[i] = out[first[pair]]
         return out
 
     def generate(self, prompts: list[Prompt], params: GenerationParams) -> list[Generation]:
@@ -407,6 +426,124 @@ class TransformersLM:
                 ids[j, : len(r)] = torch.tensor(r)
                 mask[j, : len(r)] = 1
         return ids.to(self.model.device), mask.to(self.model.device)
+
+    def _context_ids(self, context: str) -> list[int]:
+        """A context's tokens; an empty one is the BOS token (else EOS), or nothing."""
+        ids = list(self.tokenizer(context, add_special_tokens=True)["input_ids"]) if context else []
+        if not ids:
+            start = self.tokenizer.bos_token_id
+            if start is None:
+                start = self.tokenizer.eos_token_id
+            ids = [int(start)] if start is not None else []
+        return ids
+
+    @property
+    def pack_tokens(self) -> int:
+        """Most tokens in a packed row: room for many multiple-choice items, short enough
+        that the (masked, mostly empty) attention stays cheap beside the MLPs."""
+        return min(self._context, max(512, 128 * self.batch_size))
+
+    def _pack_rows(
+        self, groups: dict[tuple[int, ...], list[tuple[int, list[int]]]]
+    ) -> list[list[Unit]]:
+        """Rows of units (a context and some of its continuations), each row at most
+        ``batch_size`` pairs and ``pack_tokens`` tokens (a longer pair alone), longest
+        units first."""
+        budget, most = self.pack_tokens, self.batch_size
+        attention = getattr(self.model.config, "_attn_implementation", None) or "eager"
+        if attention not in ("sdpa", "eager"):
+            most = 1  # e.g. flash-attention reads restarting positions as new sequences
+        units: list[Unit] = []
+        for ctx, conts in groups.items():
+            unit: list[tuple[int, list[int]]] = []
+            size = len(ctx)
+            for i, cont in conts:
+                if unit and (size + len(cont) > budget or len(unit) == most):
+                    units.append((list(ctx), unit))
+                    unit, size = [], len(ctx)
+                unit.append((i, cont))
+                size += len(cont)
+            units.append((list(ctx), unit))
+        units.sort(key=_unit_length, reverse=True)
+        rows: list[list[Unit]] = []
+        tokens = pairs = 0
+        for u in units:
+            if not rows or tokens + _unit_length(u) > budget or pairs + len(u[1]) > most:
+                rows.append([])
+                tokens = pairs = 0
+            rows[-1].append(u)
+            tokens += _unit_length(u)
+            pairs += len(u[1])
+        return rows
+
+    def _score_packed(self, row: list[Unit]) -> dict[int, list[float]]:
+        """One forward over a packed row: each unit's context, then each of its
+        continuations at the positions that follow the context, seeing the context and
+        itself only (block mask). Returns each pair's continuation log-probabilities."""
+        torch = _torch()
+        ids: list[int] = []
+        positions: list[int] = []
+        unit_of: list[int] = []  # which unit a token belongs to
+        branch: list[int] = []  # 0: the context; k: the unit's k-th continuation
+        wanted: list[tuple[int, list[int], list[int]]] = []  # pair, predictor, target
+        for u, (ctx, conts) in enumerate(row):
+            last = len(ids) + len(ctx) - 1
+            ids.extend(ctx)
+            positions.extend(range(len(ctx)))
+            unit_of.extend([u] * len(ctx))
+            branch.extend([0] * len(ctx))
+            for k, (i, cont) in enumerate(conts, start=1):
+                start = len(ids)
+                ids.extend(cont)
+                positions.extend(range(len(ctx), len(ctx) + len(cont)))
+                unit_of.extend([u] * len(cont))
+                branch.extend([k] * len(cont))
+                # the last context token predicts the first continuation token
+                wanted.append((i, [last, *range(start, start + len(cont) - 1)], cont))
+        keep = sorted({p for _, preds, _ in wanted for p in preds})
+        at = {p: j for j, p in enumerate(keep)}
+        dev = self.model.device
+        kwargs: dict[str, Any] = {"input_ids": torch.tensor([ids], device=dev)}
+        if len(wanted) > 1:  # else plain causal attention is exactly right
+            g = torch.tensor(unit_of)
+            b = torch.tensor(branch)
+            n = len(ids)
+            same_unit = g[:, None] == g[None, :]
+            visible = (b[None, :] == 0) | (b[:, None] == b[None, :])  # context or own branch
+            allowed = same_unit & visible & torch.ones(n, n, dtype=torch.bool).tril()
+            dtype = self.model.dtype
+            mask = torch.zeros(n, n, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+            kwargs["attention_mask"] = mask[None, None].to(dev)
+            kwargs["position_ids"] = torch.tensor([positions], device=dev)
+        index = torch.tensor(keep, device=dev)
+        with self._lock, torch.inference_mode():
+            self.forward_calls += 1
+            if len(wanted) > 1:
+                logits = self._logits_at(kwargs, index)
+            else:  # a plain forward, as batch size 1 always ran (same bf16 rounding)
+                logits = self.model(**kwargs).logits[0, index]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            rows = torch.tensor([at[p] for _, preds, _ in wanted for p in preds], device=dev)
+            targets = torch.tensor([t for _, _, cont in wanted for t in cont], device=dev)
+            picked = logp[rows, targets].cpu().tolist()
+        out: dict[int, list[float]] = {}
+        pos = 0
+        for i, _, cont in wanted:
+            out[i] = picked[pos : pos + len(cont)]
+            pos += len(cont)
+        return out
+
+    def _logits_at(self, kwargs: dict[str, Any], index: Any) -> Any:
+        """Logits of one row at ``index`` only (``logits_to_keep`` with positions skips
+        the vocabulary projection elsewhere); models without it compute them all."""
+        if self._keeps_positions is None:
+            import inspect
+
+            params = inspect.signature(self.model.forward).parameters
+            self._keeps_positions = "logits_to_keep" in params
+        if self._keeps_positions:
+            return self.model(**kwargs, logits_to_keep=index).logits[0]
+        return self.model(**kwargs).logits[0, index]
 
     def _score_windows(self, windows: list[tuple[list[int], int]]) -> list[list[float]]:
         """One right-padded forward over ``(ids, first)`` windows: the

@@ -39,6 +39,7 @@ from gristmill.quality.model import (
     Reason,
     ReportOptions,
 )
+from gristmill.quality.pii import PIITally, pii_texts
 from gristmill.quality.sketch import CappedCounter, ReasonTally, ValueSketch
 from gristmill.quality.text import (
     MIX_MIN_CONFIDENCE,
@@ -144,6 +145,7 @@ class _Accumulator:
         self.domains = CappedCounter()
         self.origins = CappedCounter()
         self.sources = CappedCounter()
+        self.pii = PIITally(options.examples)
         db.execute(
             "CREATE TABLE keys (row_idx BIGINT, id VARCHAR, content_hash BIGINT, "
             "group_key BIGINT, group_answer BIGINT, local_problem BOOLEAN)"
@@ -182,6 +184,7 @@ class _Accumulator:
             self.domains.add(str(row.get("domain") or UNLABELLED))
             self.origins.add(str(row.get("origin") or NONE))
             self.sources.add(str(row.get("source") or NONE))
+            self.pii.add(record_id, pii_texts(self.kind, row))
             texts.append(("record", facts.main_text))
             texts.extend(facts.parts)
             for name, value in facts.structure.items():
@@ -403,6 +406,7 @@ class _Accumulator:
             domains=self.domains.shares(),
             origins=self.origins.shares(),
             sources=self.sources.shares(),
+            pii=self.pii.stats(self.rows),
         )
 
 
@@ -470,7 +474,12 @@ def load_or_build_report(
     (saved). Returns (report, built)."""
     options = options or ReportOptions()
     stored = load_report(version)
-    if stored is not None and stored.options.same_metrics(options) and options.now is None:
+    if (
+        stored is not None
+        and stored.pii is not None  # written before the PII rate was measured
+        and stored.options.same_metrics(options)
+        and options.now is None
+    ):
         return stored, False
     report = build_report(version, options, progress=progress)
     save_report(version, report)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from gristmill.quality.model import MetricChange, QualityReport, ReportComparison, Share
+from gristmill.pii_detect import PII_TYPES
+from gristmill.quality.model import (
+    MetricChange,
+    PIIStats,
+    QualityReport,
+    ReportComparison,
+    Share,
+)
 
 HEADLINE_GROUPS = frozenset(
-    {"size", "errors", "completeness", "coherence", "freshness", "duplicates"}
+    {"size", "errors", "completeness", "coherence", "freshness", "duplicates", "pii"}
 )
 
 
@@ -31,6 +38,43 @@ def _mix(group: str, a: list[Share], b: list[Share]) -> list[MetricChange]:
     return [
         _change(group, v, rates_a.get(v, 0.0), rates_b.get(v, 0.0), None, "rate") for v in values
     ]
+
+
+def _pii_values(stats: PIIStats | None) -> dict[str, float]:
+    """Every PII metric of one report by name (empty for a report written before the
+    PII rate was measured, so its values show as missing, not as zeros)."""
+    if stats is None:
+        return {}
+    values: dict[str, float] = {
+        "pii rate": stats.rate,
+        "records with pii": stats.records,
+        "pii matches": stats.matches,
+    }
+    values |= {f"{kind} rate": 0.0 for kind in PII_TYPES}
+    values |= {f"{t.type} rate": t.rate for t in stats.types}
+    values |= {f"{p.part} pii rate": p.rate for p in stats.parts}
+    return values
+
+
+def _pii(a: PIIStats | None, b: PIIStats | None) -> list[MetricChange]:
+    """PII rate, records and matches; the rate per type and per part (role, prompt...)."""
+    va, vb = _pii_values(a), _pii_values(b)
+    out: list[MetricChange] = []
+    for metric in dict.fromkeys([*va, *vb]):
+        if metric.endswith(" pii rate"):
+            group = "pii parts"
+        elif metric in ("pii rate", "records with pii", "pii matches"):
+            group = "pii"
+        else:
+            group = "pii types"
+        in_a, in_b = va.get(metric), vb.get(metric)
+        # a part seen in one report only had no PII in the other: rate 0
+        if metric.endswith(" pii rate"):
+            in_a = in_a if in_a is not None or a is None else 0.0
+            in_b = in_b if in_b is not None or b is None else 0.0
+        unit = "rate" if metric.endswith("rate") else "count"
+        out.append(_change(group, metric, in_a, in_b, "lower", unit))
+    return out
 
 
 def compare_reports(a: QualityReport, b: QualityReport) -> ReportComparison:
@@ -186,6 +230,7 @@ def compare_reports(a: QualityReport, b: QualityReport) -> ReportComparison:
                 "tokens",
             ),
         ]
+    out += _pii(a.pii, b.pii)
     out += _mix("languages", a.languages, b.languages)
     out += _mix("task categories", a.task_categories, b.task_categories)
     out += _mix("domains", a.domains, b.domains)

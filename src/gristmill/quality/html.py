@@ -15,6 +15,7 @@ from gristmill.quality.compare import HEADLINE_GROUPS
 from gristmill.quality.model import (
     GroupStats,
     MetricChange,
+    PIIStats,
     QualityReport,
     Reason,
     ReportComparison,
@@ -117,11 +118,62 @@ def _cards(report: QualityReport) -> str:
         (fmt.rate(f.stale_rate), f"older than {f.stale_days} d"),
         (report.languages[0].value if report.languages else "—", "main language"),
     ]
+    if report.pii is not None:
+        cards.insert(6, (fmt.rate(report.pii.rate), "PII rate"))
     inner = "".join(
         f'<div class="card"><div class="v">{_e(v)}</div><div class="k">{_e(k)}</div></div>'
         for v, k in cards
     )
     return f'<div class="cards">{inner}</div>'
+
+
+def _pii(pii: PIIStats | None, n: int) -> list[str]:
+    """The PII section: rate, a bar per type, masked examples, and the rate per part."""
+    if pii is None:
+        return [
+            "<h2>PII</h2>",
+            '<p class="muted">Not measured (a report written before the PII rate was).</p>',
+        ]
+    shares = [Share(value=t.type, count=t.records, rate=t.rate) for t in pii.types if t.records]
+    types = [t.type for t in pii.types]
+    return [
+        "<h2>PII</h2>",
+        f"<p>{fmt.count(pii.records)} of {fmt.count(n)} records ({fmt.rate(pii.rate)}) contain "
+        f"personal data or a secret: {fmt.count(pii.matches)} matches. Examples show the record "
+        "id and the match masked, never the value.</p>",
+        _img(plots.share_bars("Records containing each PII type", shares), "pii bar chart"),
+        _table(
+            ["type", "records", "share", "matches", "", "examples (part: masked match)"],
+            (
+                [
+                    _e(t.type),
+                    fmt.count(t.records),
+                    fmt.rate(t.rate),
+                    fmt.count(t.matches),
+                    _bar(t.rate),
+                    _ids([f"{x.id} ({x.part}: {x.masked})" for x in t.examples]),
+                ]
+                for t in pii.types
+            ),
+            numeric=(1, 2, 3),
+        ),
+        "<h3>By part</h3>",
+        _table(
+            ["part", "texts", "records", "share", *map(_e, types)],
+            (
+                [
+                    _e(p.part),
+                    fmt.count(p.texts),
+                    fmt.count(p.records),
+                    fmt.rate(p.rate),
+                    *(fmt.count(p.matches.get(t, 0)) for t in types),
+                ]
+                for p in pii.parts
+            ),
+            numeric=range(1, 4 + len(types)),
+        ),
+        f'<p class="note">Detectors: {_e(pii.method)}.</p>',
+    ]
 
 
 def _change_row(c: MetricChange) -> list[str]:
@@ -264,6 +316,8 @@ def report_body(report: QualityReport) -> str:
         out.append(_table(["duplicate group (ids)"], ([_ids(g)] for g in d.examples)))
     if d.id_examples:
         out.append(f'<p class="muted">Duplicated ids, e.g.: {_e(", ".join(d.id_examples))}</p>')
+
+    out += _pii(report.pii, n)
 
     out += [
         "<h2>Lengths</h2>",

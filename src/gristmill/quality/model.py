@@ -151,6 +151,47 @@ class LengthStats(BaseModel):
     tokens_histogram: Histogram
 
 
+class PIIExample(BaseModel):
+    """Where a type was found: the record, the part, and the match masked."""
+
+    id: str
+    part: str
+    masked: str  # e.g. j***@e***.com; never the value itself
+
+
+class PIITypeStats(BaseModel):
+    type: str  # email, phone, ip_address, credit_card, iban, secret
+    records: int  # records with at least one match of this type
+    rate: float  # records / N
+    matches: int  # matches in all records
+    examples: list[PIIExample] = Field(default_factory=list)
+
+
+class PIIPartStats(BaseModel):
+    """PII in one part of the records: a role, the prompt, the candidates, the steps..."""
+
+    part: str
+    texts: int  # non-empty texts scanned in this part
+    records: int  # records with a match in this part
+    rate: float  # records / N
+    matches: dict[str, int] = Field(default_factory=dict)  # per type
+
+
+class PIIStats(BaseModel):
+    method: str
+    records: int  # records with a match of any type
+    rate: float  # the PII rate: records / N
+    matches: int
+    types: list[PIITypeStats] = Field(default_factory=list)
+    parts: list[PIIPartStats] = Field(default_factory=list)
+
+    def type(self, name: str) -> PIITypeStats | None:
+        return next((t for t in self.types if t.type == name), None)
+
+    def part(self, name: str) -> PIIPartStats | None:
+        return next((p for p in self.parts if p.part == name), None)
+
+
 class QualityReport(BaseModel):
     format: int = REPORT_FORMAT
     ref: str
@@ -175,6 +216,7 @@ class QualityReport(BaseModel):
     domains: list[Share] = Field(default_factory=list)
     origins: list[Share] = Field(default_factory=list)
     sources: list[Share] = Field(default_factory=list)
+    pii: PIIStats | None = None  # None only in reports written before it was measured
 
     def length(self, part: str) -> LengthStats | None:
         """The length stats of one part ("record", "user", "assistant"...), if measured."""

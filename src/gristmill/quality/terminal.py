@@ -7,7 +7,13 @@ from rich.table import Table
 
 from gristmill.quality import fmt
 from gristmill.quality.compare import HEADLINE_GROUPS
-from gristmill.quality.model import QualityReport, Reason, ReportComparison, Share
+from gristmill.quality.model import (
+    PIIStats,
+    QualityReport,
+    Reason,
+    ReportComparison,
+    Share,
+)
 
 TOP = 5
 
@@ -33,6 +39,39 @@ def _reasons_table(title: str, reasons: list[Reason], records: int) -> Table:
 def _mix(shares: list[Share]) -> str:
     shown = ", ".join(f"{s.value} {fmt.rate(s.rate)}" for s in shares[:TOP])
     return shown + (", ..." if len(shares) > TOP else "")
+
+
+def _pii_detail(pii: PIIStats) -> str:
+    found = [t for t in pii.types if t.records]
+    shown = ", ".join(f"{t.type} {fmt.rate(t.rate)}" for t in found)
+    return f"{fmt.count(pii.records)} records, {fmt.count(pii.matches)} matches" + (
+        f"; {shown}" if shown else ""
+    )
+
+
+def _pii_tables(pii: PIIStats) -> list[Table]:
+    """Records and matches per type with masked examples; records and matches per part."""
+    types = Table(title="PII by type (matches masked)", title_justify="left", show_edge=False)
+    for col in ("type", "records", "share", "matches", "examples"):
+        types.add_column(col, justify="right" if col in ("records", "share", "matches") else "left")
+    types.columns[-1].style = "dim"
+    for t in pii.types:
+        if t.records:
+            types.add_row(
+                t.type,
+                fmt.count(t.records),
+                fmt.rate(t.rate),
+                fmt.count(t.matches),
+                ", ".join(f"{e.id} ({e.part}: {e.masked})" for e in t.examples),
+            )
+    parts = Table(title="PII by part", title_justify="left", show_edge=False)
+    for col in ("part", "records", "share", "matches per type"):
+        parts.add_column(col, justify="right" if col in ("records", "share") else "left")
+    for p in pii.parts:
+        if p.records:
+            counts = ", ".join(f"{k} {fmt.count(v)}" for k, v in p.matches.items() if v)
+            parts.add_row(p.part, fmt.count(p.records), fmt.rate(p.rate), counts)
+    return [types, parts]
 
 
 def print_report(report: QualityReport, console: Console) -> None:
@@ -88,6 +127,8 @@ def print_report(report: QualityReport, console: Console) -> None:
             f"median; p95 {fmt.value(record.tokens.p95, 'tokens')} tok, "
             f"{fmt.value(record.chars.p50, 'chars')} chars median",
         )
+    if report.pii is not None:
+        head.add_row("PII rate", fmt.rate(report.pii.rate), _pii_detail(report.pii))
     head.add_row("languages", "", _mix(report.languages))
     head.add_row("task categories", "", _mix(report.task_categories))
     head.add_row("domains", "", _mix(report.domains))
@@ -97,6 +138,9 @@ def print_report(report: QualityReport, console: Console) -> None:
         console.print(_reasons_table("Top error reasons", report.errors.reasons, n))
     if c.problems:
         console.print(_reasons_table("Consistency problems", c.problems, n))
+    if report.pii is not None and report.pii.records:
+        for table in _pii_tables(report.pii):
+            console.print(table)
     lengths = Table(
         title=f"Lengths in tokens ({report.tokenizer})", title_justify="left", show_edge=False
     )

@@ -61,13 +61,19 @@ def check_username(name: str) -> str:
     return name
 
 
+def user_id(conn: sa.Connection, username: str) -> int | None:
+    """The id of the user called ``username``; None when there is none."""
+    uid = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+    return None if uid is None else int(uid)
+
+
 def create_user(conn: sa.Connection, username: str, role: str, password: str | None) -> int:
     check_username(username)
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if password is not None and len(password) < 8:
         raise ValueError("passwords need at least 8 characters")
-    if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
+    if user_id(conn, username) is not None:
         raise ValueError(f"user {username!r} already exists")
     return int(
         inserted_id(
@@ -176,9 +182,14 @@ def project_role(conn: sa.Connection, principal: Principal, project_id: int) -> 
     global owner; None for a non-member."""
     if principal.role == "owner":
         return "owner"
+    return member_role(conn, project_id, principal.id)
+
+
+def member_role(conn: sa.Connection, project_id: int, user_id: int) -> str | None:
+    """The user's membership role in the project; None for a non-member."""
     return conn.execute(
         sa.select(members.c.role).where(
-            members.c.project_id == project_id, members.c.user_id == principal.id
+            members.c.project_id == project_id, members.c.user_id == user_id
         )
     ).scalar()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from gristmill.annotate.projects import create_project
-from gristmill.annotate.tables import projects, users
-from gristmill.server.auth import create_user
+from gristmill.annotate.tables import projects
+from gristmill.server.auth import create_user, user_id
 from gristmill.store import StoreError, Workspace
 
 DEMO_USER = "demo"
@@ -87,39 +87,29 @@ def seed_demo(workspace: Workspace | Path | str, db_url: str | None = None) -> t
     lima = _dataset(ws, "demo-lima", "lima/lima.json")
     try:
         with st.tx() as conn:
-            uid = conn.execute(sa.select(users.c.id).where(users.c.username == DEMO_USER)).scalar()
+            uid = user_id(conn, DEMO_USER)
             if uid is None:
                 uid = create_user(conn, DEMO_USER, "admin", DEMO_PASSWORD)
-            pid = conn.execute(
-                sa.select(projects.c.id).where(projects.c.name == "HH-RLHF preferences")
-            ).scalar()
-            if pid is None:
-                pid = create_project(
-                    conn,
-                    ws,
-                    name="HH-RLHF preferences",
-                    questions=HH_QUESTIONS,
-                    dataset_ref=hh,
-                    guidelines=HH_GUIDELINES,
-                    settings={"overlap": 2},
-                    created_by=uid,
-                    limit=40,
-                )
-            exists = conn.execute(
-                sa.select(projects.c.id).where(projects.c.name == "LIMA answer ratings")
-            ).scalar()
-            if exists is None:
-                create_project(
-                    conn,
-                    ws,
-                    name="LIMA answer ratings",
-                    questions=LIMA_QUESTIONS,
-                    dataset_ref=lima,
-                    guidelines=LIMA_GUIDELINES,
-                    settings={"overlap": 1},
-                    created_by=uid,
-                    limit=40,
-                )
+            demos = [
+                ("HH-RLHF preferences", HH_QUESTIONS, hh, HH_GUIDELINES, 2),
+                ("LIMA answer ratings", LIMA_QUESTIONS, lima, LIMA_GUIDELINES, 1),
+            ]
+            pids = []
+            for name, questions, ref, guidelines, overlap in demos:
+                pid = conn.execute(sa.select(projects.c.id).where(projects.c.name == name)).scalar()
+                if pid is None:
+                    pid = create_project(
+                        conn,
+                        ws,
+                        name=name,
+                        questions=questions,
+                        dataset_ref=ref,
+                        guidelines=guidelines,
+                        settings={"overlap": overlap},
+                        created_by=uid,
+                        limit=40,
+                    )
+                pids.append(pid)
     finally:
         st.engine.dispose()
-    return f"/projects/{pid}/annotate", DEMO_USER, DEMO_PASSWORD
+    return f"/projects/{pids[0]}/annotate", DEMO_USER, DEMO_PASSWORD  # the HH-RLHF project

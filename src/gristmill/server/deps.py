@@ -146,6 +146,24 @@ class Access:
     def can_admin(self) -> bool:
         return at_least(self.role, "admin")
 
+    def audit(
+        self,
+        conn: sa.Connection,
+        action: str,
+        detail: dict[str, Any] | None = None,
+        record_id: str | None = None,
+    ) -> None:
+        """``audit`` of this caller's ``action`` in this project, from their address."""
+        audit(
+            conn,
+            self.who,
+            action,
+            project_id=self.project.id,
+            record_id=record_id,
+            detail=detail,
+            ip=self.ip,
+        )
+
 
 def check_project(st: AppState, who: Principal, pid: int, needed: str) -> tuple[Project, str]:
     with st.tx() as conn:

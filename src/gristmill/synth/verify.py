@@ -23,21 +23,12 @@ from gristmill.store.workspace import check_name
 from gristmill.synth.runner import SynthError
 
 
-def _judge_ratings(record: Preference) -> dict[tuple[int, str], float]:
-    """(candidate, dimension) → mean model rating."""
+def _mean_ratings(record: Preference, rater: str) -> dict[tuple[int, str], float]:
+    """(candidate, dimension) → mean rating by raters of kind ``rater`` (model, human)."""
     acc: dict[tuple[int, str], list[float]] = defaultdict(list)
     for i, c in enumerate(record.candidates):
         for r in c.ratings:
-            if (r.rater or "").startswith("model:"):
-                acc[(i, r.dimension)].append(r.value)
-    return {k: sum(v) / len(v) for k, v in acc.items()}
-
-
-def _human_ratings(record: Preference) -> dict[tuple[int, str], float]:
-    acc: dict[tuple[int, str], list[float]] = defaultdict(list)
-    for i, c in enumerate(record.candidates):
-        for r in c.ratings:
-            if (r.rater or "").startswith("human:"):
+            if (r.rater or "").startswith(f"{rater}:"):
                 acc[(i, r.dimension)].append(r.value)
     return {k: sum(v) / len(v) for k, v in acc.items()}
 
@@ -71,7 +62,7 @@ def verify_sample(
     strata: dict[str, list[str]] = defaultdict(list)
     by_id = {r.id: r for r in records}
     for r in records:
-        ratings = _judge_ratings(r)
+        ratings = _mean_ratings(r, "model")
         if not ratings:
             strata["unrated"].append(r.id)
             continue
@@ -222,14 +213,14 @@ def agreement(workspace: Workspace, run_ref: str, human: str) -> list[DimensionA
     ``annotations`` attribute, where the app's write-back keeps the answers) or the
     name of an attribute of the run holding annotation answers."""
     run = workspace.version(run_ref)
-    judge = {r.id: _judge_ratings(r) for r in _preferences(run)}
+    judge = {r.id: _mean_ratings(r, "model") for r in _preferences(run)}
     humans: dict[str, dict[tuple[int, str], float]]
     try:
         other = workspace.version(human)
     except StoreError:
         other = None
     if other is not None:
-        humans = {r.id: _human_ratings(r) for r in _preferences(other)}
+        humans = {r.id: _mean_ratings(r, "human") for r in _preferences(other)}
         humans = {k: v for k, v in humans.items() if v}
         if not humans and ANNOTATIONS in other.attribute_names():
             humans = _human_from_attribute(other, ANNOTATIONS)

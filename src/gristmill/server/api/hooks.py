@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from gristmill.annotate.tables import deliveries, inserted_id, utcnow, webhooks
-from gristmill.server.deps import Access, audit, project_access
+from gristmill.server.deps import Access, project_access
 from gristmill.server.webhooks import EVENTS
 
 router = APIRouter(prefix="/api/projects", tags=["webhooks"])
@@ -54,14 +54,7 @@ def add_webhook(body: WebhookIn, a: Admin) -> dict[str, Any]:
                 )
             )
         )
-        audit(
-            conn,
-            a.who,
-            "webhook.created",
-            project_id=a.project.id,
-            detail={"id": wid, "url": body.url},
-            ip=a.ip,
-        )
+        a.audit(conn, "webhook.created", {"id": wid, "url": body.url})
     return {"id": wid, "url": body.url, "events": body.events, "active": True, "secret": secret}
 
 
@@ -73,7 +66,7 @@ def delete_webhook(wid: int, a: Admin) -> Response:
         ).rowcount
         if not n:
             raise HTTPException(404, "no such webhook")
-        audit(conn, a.who, "webhook.deleted", project_id=a.project.id, detail={"id": wid}, ip=a.ip)
+        a.audit(conn, "webhook.deleted", {"id": wid})
     return Response(status_code=204)
 
 

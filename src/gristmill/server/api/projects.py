@@ -23,7 +23,7 @@ from gristmill.annotate.projects import (
 )
 from gristmill.annotate.queue import project_progress, refresh_complete, user_progress
 from gristmill.annotate.tables import answers, items, members, projects, slots, users
-from gristmill.server.auth import RANK, Principal, at_least
+from gristmill.server.auth import RANK, Principal, at_least, member_role, user_id
 from gristmill.server.deps import (
     Access,
     audit,
@@ -160,13 +160,10 @@ def update_project(body: ProjectPatch, a: Admin) -> dict[str, Any]:
             conn.execute(projects.update().where(projects.c.id == a.project.id).values(**values))
         if "settings" in values and values["settings"]["overlap"] != a.project.settings.overlap:
             refresh_complete(conn, a.project.id, values["settings"]["overlap"])
-        audit(
+        a.audit(
             conn,
-            a.who,
             "project.updated",
-            project_id=a.project.id,
-            detail={k: v for k, v in values.items() if k == "settings"} or {"guidelines": True},
-            ip=a.ip,
+            {k: v for k, v in values.items() if k == "settings"} or {"guidelines": True},
         )
         project = Project.load(conn, a.project.id)
     assert project is not None
@@ -177,14 +174,7 @@ def update_project(body: ProjectPatch, a: Admin) -> dict[str, Any]:
 def delete_project(a: Owner) -> Response:
     with a.st.tx() as conn:
         conn.execute(projects.delete().where(projects.c.id == a.project.id))
-        audit(
-            conn,
-            a.who,
-            "project.deleted",
-            project_id=a.project.id,
-            detail={"name": a.project.name},
-            ip=a.ip,
-        )
+        a.audit(conn, "project.deleted", {"name": a.project.name})
     return Response(status_code=204)
 
 
@@ -208,10 +198,10 @@ class MemberIn(BaseModel):
 
 
 def _user_id(conn: sa.Connection, username: str) -> int:
-    uid = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+    uid = user_id(conn, username)
     if uid is None:
         raise HTTPException(404, f"no user {username!r}")
-    return int(uid)
+    return uid
 
 
 @router.put("/{pid}/members/{username}")
@@ -221,11 +211,7 @@ def put_member(username: str, body: MemberIn, a: Admin) -> dict[str, Any]:
         raise HTTPException(422, f"role must be one of {', '.join(ROLES)}")
     with a.st.tx() as conn:
         uid = _user_id(conn, username)
-        current = conn.execute(
-            sa.select(members.c.role).where(
-                members.c.project_id == a.project.id, members.c.user_id == uid
-            )
-        ).scalar()
+        current = member_role(conn, a.project.id, uid)
         top = max(RANK[body.role], RANK[current] if current else 0)
         if top >= RANK["admin"] and not at_least(a.role, "owner"):
             raise HTTPException(403, "only a project owner can grant or change admin/owner roles")
@@ -239,14 +225,7 @@ def put_member(username: str, body: MemberIn, a: Admin) -> dict[str, Any]:
                 .where(members.c.project_id == a.project.id, members.c.user_id == uid)
                 .values(role=body.role)
             )
-        audit(
-            conn,
-            a.who,
-            "member.set",
-            project_id=a.project.id,
-            detail={"username": username, "role": body.role, "was": current},
-            ip=a.ip,
-        )
+        a.audit(conn, "member.set", {"username": username, "role": body.role, "was": current})
     return {"username": username, "role": body.role}
 
 
@@ -254,11 +233,7 @@ def put_member(username: str, body: MemberIn, a: Admin) -> dict[str, Any]:
 def remove_member(username: str, a: Admin) -> Response:
     with a.st.tx() as conn:
         uid = _user_id(conn, username)
-        current = conn.execute(
-            sa.select(members.c.role).where(
-                members.c.project_id == a.project.id, members.c.user_id == uid
-            )
-        ).scalar()
+        current = member_role(conn, a.project.id, uid)
         if current is None:
             raise HTTPException(404, f"{username} is not a member")
         if RANK[current] >= RANK["admin"] and not at_least(a.role, "owner"):
@@ -271,14 +246,7 @@ def remove_member(username: str, a: Admin) -> Response:
                 slots.c.project_id == a.project.id, slots.c.user_id == uid, slots.c.done.is_(False)
             )
         )
-        audit(
-            conn,
-            a.who,
-            "member.removed",
-            project_id=a.project.id,
-            detail={"username": username, "was": current},
-            ip=a.ip,
-        )
+        a.audit(conn, "member.removed", {"username": username, "was": current})
     return Response(status_code=204)
 
 
@@ -301,13 +269,10 @@ def _push(a: Access, body: RecordsIn) -> dict[str, Any]:
         recs = more + recs
     with a.st.tx() as conn:
         added, dupes = insert_items(conn, a.project.id, a.project.questions, recs, body.gold)
-        audit(
+        a.audit(
             conn,
-            a.who,
             "records.added",
-            project_id=a.project.id,
-            detail={"added": added, "already_present": dupes, "from": body.dataset_ref},
-            ip=a.ip,
+            {"added": added, "already_present": dupes, "from": body.dataset_ref},
         )
     return {"added": added, "already_present": dupes}
 
@@ -351,7 +316,7 @@ def get_record(rid: str, a: Member) -> dict[str, Any]:
             )
             if not mine:
                 raise HTTPException(403, "annotators see only records assigned to them")
-        audit(conn, a.who, "record.viewed", project_id=a.project.id, record_id=rid, ip=a.ip)
+        a.audit(conn, "record.viewed", record_id=rid)
     out: dict[str, Any] = {"record": row.view}
     if a.can_review:
         out.update(is_gold=bool(row.is_gold), gold=row.gold)
@@ -370,7 +335,7 @@ def add_gold(body: GoldIn, a: Admin) -> dict[str, int]:
             n = set_gold(conn, a.project.id, a.project.questions, body.gold)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        audit(conn, a.who, "gold.set", project_id=a.project.id, detail={"records": n}, ip=a.ip)
+        a.audit(conn, "gold.set", {"records": n})
     return {"gold": n}
 
 
@@ -386,7 +351,7 @@ def push_suggestions(body: SuggestionsIn, a: Admin) -> dict[str, int]:
             n = sugg.store(conn, a.project, body.suggestions)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        audit(conn, a.who, "suggestions.added", project_id=a.project.id, detail={"n": n}, ip=a.ip)
+        a.audit(conn, "suggestions.added", {"n": n})
     return {"stored": n}
 
 
@@ -411,14 +376,7 @@ def _generate(a: Access, body: GenerateIn) -> dict[str, Any]:
     )
     with a.st.tx() as conn:
         n = sugg.store(conn, a.project, rows)
-        audit(
-            conn,
-            a.who,
-            "suggestions.generated",
-            project_id=a.project.id,
-            detail={"source": body.source, "n": n},
-            ip=a.ip,
-        )
+        a.audit(conn, "suggestions.generated", {"source": body.source, "n": n})
     return {"stored": n, "source": body.source}
 
 

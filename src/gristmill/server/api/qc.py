@@ -18,12 +18,12 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from gristmill.annotate.projects import Project
-from gristmill.annotate.questions import AnswerError, validate_answer
+from gristmill.annotate.questions import AnswerError
 from gristmill.annotate.queue import project_progress
-from gristmill.annotate.records_view import annotated_text, response_count
+from gristmill.annotate.records_view import validate_in_view
 from gristmill.annotate.tables import answers, items, resolutions, suggestions, users, utcnow
 from gristmill.server.api.queue import long_answers
-from gristmill.server.deps import Access, AppState, audit, project_access
+from gristmill.server.deps import Access, AppState, project_access
 from gristmill.store import StoreError, Version
 
 router = APIRouter(prefix="/api/projects", tags=["quality"])
@@ -256,7 +256,7 @@ def review_items(a: Access, only_disagreements: bool) -> dict[str, Any]:
                 sa.select(resolutions).where(resolutions.c.project_id == a.project.id)
             )
         }
-        audit(conn, a.who, "review.read", project_id=a.project.id, ip=a.ip)
+        a.audit(conn, "review.read")
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r["status"] == "submitted" and not r["is_gold"] and r["question"]:
@@ -322,12 +322,7 @@ def resolve(rid: str, body: ResolveIn, a: Reviewer) -> dict[str, Any]:
             raise HTTPException(404, "no such record")
         q = a.project.by_name[body.question]
         try:
-            value = validate_answer(
-                q,
-                body.value,
-                response_count(view),
-                annotated_text(view, getattr(q, "field", "text")),
-            )
+            value = validate_in_view(q, body.value, view)
         except AnswerError as exc:
             raise HTTPException(422, [{"question": q.name, "error": exc.message}]) from exc
         conn.execute(
@@ -347,15 +342,7 @@ def resolve(rid: str, body: ResolveIn, a: Reviewer) -> dict[str, Any]:
                 created_at=utcnow(),
             )
         )
-        audit(
-            conn,
-            a.who,
-            "record.resolved",
-            project_id=a.project.id,
-            record_id=rid,
-            detail={"question": body.question, "value": value},
-            ip=a.ip,
-        )
+        a.audit(conn, "record.resolved", {"question": body.question, "value": value}, record_id=rid)
     return {"ok": True, "record_id": rid, "question": body.question, "value": value}
 
 
@@ -398,14 +385,7 @@ def export_project(st: AppState, project: Project, method: str = "auto") -> Vers
 def _export(a: Access, method: str) -> dict[str, Any]:
     version = export_project(a.st, a.project, method)
     with a.st.tx() as conn:
-        audit(
-            conn,
-            a.who,
-            "project.exported",
-            project_id=a.project.id,
-            detail={"ref": version.ref, "method": method},
-            ip=a.ip,
-        )
+        a.audit(conn, "project.exported", {"ref": version.ref, "method": method})
     return {"ref": version.ref, "rows": version.row_count}
 
 
@@ -424,14 +404,7 @@ def export_answers(a: Admin) -> Response:
     """Every submitted answer as JSONL (long format), for download."""
     with a.st.tx() as conn:
         rows = long_answers(conn, a.project.id, "submitted")
-        audit(
-            conn,
-            a.who,
-            "answers.downloaded",
-            project_id=a.project.id,
-            detail={"rows": len(rows)},
-            ip=a.ip,
-        )
+        a.audit(conn, "answers.downloaded", {"rows": len(rows)})
     body = b"".join(orjson.dumps(r) + b"\n" for r in rows)
     return Response(
         body,

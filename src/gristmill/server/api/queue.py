@@ -19,7 +19,7 @@ from gristmill.annotate.queue import (
     user_progress,
 )
 from gristmill.annotate.tables import answers, items, users
-from gristmill.server.deps import Access, audit, project_access
+from gristmill.server.deps import Access, project_access
 
 router = APIRouter(prefix="/api/projects", tags=["queue"])
 Member = Annotated[Access, Depends(project_access("annotator"))]
@@ -39,9 +39,7 @@ def next_record(a: Member) -> Any:
             else []
         )
         progress = user_progress(conn, a.project, a.who.id)
-        audit(
-            conn, a.who, "record.served", project_id=a.project.id, record_id=task.record_id, ip=a.ip
-        )
+        a.audit(conn, "record.served", record_id=task.record_id)
     return {
         "record": task.view,
         "questions": a.project.question_list,
@@ -70,14 +68,11 @@ def answer(rid: str, body: AnswerIn, a: Member) -> Any:
             return JSONResponse({"detail": exc.problems}, status_code=422)
         except QueueError as exc:
             raise HTTPException(exc.status, str(exc)) from exc
-        audit(
+        a.audit(
             conn,
-            a.who,
             f"answer.{saved.status}",
-            project_id=a.project.id,
+            {"answer_id": saved.answer_id, "accepted_suggestion": saved.accepted},
             record_id=rid,
-            detail={"answer_id": saved.answer_id, "accepted_suggestion": saved.accepted},
-            ip=a.ip,
         )
         progress = user_progress(conn, a.project, a.who.id)
     if saved.event and a.st.webhooks is not None:
@@ -165,14 +160,7 @@ def list_answers(
     """Answers in long format (one row per record, annotator and question)."""
     with a.st.tx() as conn:
         rows = long_answers(conn, a.project.id, None if status == "all" else status, question)
-        audit(
-            conn,
-            a.who,
-            "answers.read",
-            project_id=a.project.id,
-            detail={"rows": len(rows), "status": status},
-            ip=a.ip,
-        )
+        a.audit(conn, "answers.read", {"rows": len(rows), "status": status})
     return rows
 
 
