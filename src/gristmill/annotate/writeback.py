@@ -345,17 +345,5 @@ def write_back(
 
 
 def _copy_attributes(source: Version, target: Version, keep: set[str] | None) -> None:
-    import pyarrow.compute as pc
-
-    for name in source.attribute_names():
-        info = source.attribute_info(name)
-        table = source.read_attribute(name)
-        if keep is not None:
-            table = table.filter(pc.is_in(table.column("id"), value_set=pa.array(sorted(keep))))
-        target.write_attribute(
-            name,
-            table,
-            operation=info.operation,
-            params={**info.params, "copied_from": source.ref},
-            overwrite=True,
-        )
+    ids = None if keep is None else pa.array(sorted(keep), pa.string())
+    target.copy_attributes_from(source, ids, overwrite=True)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from gristmill.pipeline import PipelineSpec, RunOptions, RunResult, parse_pipeline, run_pipeline
 from gristmill.pipeline.run import Progress
@@ -107,13 +106,4 @@ def _copy_attributes(source: Version, target: Version, selection: Selection) -> 
     if not source.attribute_names():
         return
     ids = source.table(columns=["id"]).column("id").filter(pa.array(selection.keep))
-    for name in source.attribute_names():
-        info = source.attribute_info(name)
-        table = source.read_attribute(name)
-        table = table.filter(pc.is_in(table.column("id"), value_set=ids.combine_chunks()))
-        target.write_attribute(
-            name,
-            table,
-            operation=info.operation,
-            params={**info.params, "copied_from": source.ref},
-        )
+    target.copy_attributes_from(source, ids.combine_chunks())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -145,6 +146,25 @@ class Version:
         )
         (self.attributes_dir / f"{name}.json").write_text(info.model_dump_json(indent=2))
         return info
+
+    def copy_attributes_from(
+        self, source: Version, keep_ids: pa.Array | None = None, overwrite: bool = False
+    ) -> None:
+        """Every attribute of ``source`` onto this version, only the rows of ``keep_ids``
+        when given, with the parameters that made it (``copied_from`` added): scores and
+        labels travel with a sample or an annotated copy instead of being recomputed."""
+        for name in source.attribute_names():
+            info = source.attribute_info(name)
+            table = source.read_attribute(name)
+            if keep_ids is not None:
+                table = table.filter(pc.is_in(table.column("id"), value_set=keep_ids))
+            self.write_attribute(
+                name,
+                table,
+                operation=info.operation,
+                params={**info.params, "copied_from": source.ref},
+                overwrite=overwrite,
+            )
 
     # -- reports ----------------------------------------------------------------------
 
