@@ -10,6 +10,7 @@ from gristmill.quality.compare import compare_reports
 from gristmill.quality.html import render_html
 from gristmill.quality.model import (
     MetricChange,
+    PIIStats,
     QualityReport,
     ReportComparison,
     ReportOptions,
@@ -18,6 +19,7 @@ from gristmill.quality.text import RegexTokenizer, load_tokenizer
 
 __all__ = [
     "MetricChange",
+    "PIIStats",
     "QualityReport",
     "RegexTokenizer",
     "ReportComparison",

@@ -119,7 +119,7 @@ def _cards(report: QualityReport) -> str:
         (report.languages[0].value if report.languages else "—", "main language"),
     ]
     if report.pii is not None:
-        cards.insert(6, (fmt.rate(report.pii.rate), "PII rate"))
+        cards.insert(5, (fmt.rate(report.pii.rate), "PII rate"))  # after duplicates
     inner = "".join(
         f'<div class="card"><div class="v">{_e(v)}</div><div class="k">{_e(k)}</div></div>'
         for v, k in cards
