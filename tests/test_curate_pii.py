@@ -62,12 +62,14 @@ REAL = [
     ),
     (
         "export AWS_ACCESS_KEY_ID=AKIA2OGYBAH6STMMNXNN\n"
+        "cert_id: ASCA2OGYBAH6STMMNXNQ\n"
         "GITHUB_TOKEN=ghp_R8sXq2mZ7kLw4vB9nT1yH6cJ3dF0gP5aE8uQ\n"
         'client = OpenAI(api_key="sk-proj-4fT9xLq2Wm8ZbN3vR7kYp1Hs6DgJc0Ae")\n'
         "slack: xoxb-2648392011-5840293847561-Xq9LmZ2pR7sT4vW8yB1nC6dF\n"
         "db_password = 'Tr0ub4dor&3horse'\n",
         [
             ("secret", "AKIA2OGYBAH6STMMNXNN"),
+            ("secret", "ASCA2OGYBAH6STMMNXNQ"),
             ("secret", "ghp_R8sXq2mZ7kLw4vB9nT1yH6cJ3dF0gP5aE8uQ"),
             ("secret", "sk-proj-4fT9xLq2Wm8ZbN3vR7kYp1Hs6DgJc0Ae"),
             ("secret", "xoxb-2648392011-5840293847561-Xq9LmZ2pR7sT4vW8yB1nC6dF"),

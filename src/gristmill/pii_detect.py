@@ -272,7 +272,20 @@ PRIVATE_KEY_HEAD = re.compile(
 )  # a block cut before its END line: the BEGIN line and the base64 lines after it
 TOKENS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
     (  # AWS access key ids
-        ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA"),
+        (
+            "AKIA",
+            "ASIA",
+            "ABIA",
+            "ACCA",
+            "AGPA",
+            "AIDA",
+            "AIPA",
+            "ANPA",
+            "ANVA",
+            "APKA",
+            "AROA",
+            "ASCA",
+        ),
         re.compile(
             r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)"
             r"[A-Z0-9]{16}(?![A-Za-z0-9])"
