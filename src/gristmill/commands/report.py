@@ -64,7 +64,7 @@ def report(
     tokenizer: str | None,
 ) -> None:
     """Data-quality report of NAME[@VERSION]: errors, completeness, coherence,
-    freshness, duplicates, lengths, languages and categories.
+    freshness, duplicates, lengths, languages, categories and PII rate.
 
     Writes report.json and report.html into the version folder and prints a summary.
     Definitions of every metric: docs/quality.md.
