@@ -26,6 +26,7 @@ import orjson
 import pyarrow as pa
 
 from gristmill.evals import metrics as M
+from gristmill.evals.backends import is_server
 from gristmill.evals.prompts import LETTERS, build_prompt, continuations, pick_shots, prompt_text
 from gristmill.evals.stats import RESAMPLES, classification, estimate
 from gristmill.evals.tasks import Grader, Task
@@ -186,8 +187,6 @@ def single_token_choices(lm: LanguageModel, per_item: list[list[str]]) -> list[s
     """The distinct continuations when each is a single token for ``lm`` (asked once
     each: the length of its continuation log-probabilities), else None. Servers are
     left out: they report only their top few next tokens."""
-    from gristmill.evals.backends import is_server
-
     distinct = list(dict.fromkeys(c for conts in per_item for c in conts))
     if is_server(lm) or not distinct or len(distinct) > 64:
         return None
@@ -313,15 +312,21 @@ def run_eval(
             ]
         else:
             scoring = "continuation"
+            # Sorted by context length only (a stable sort), an item's choices stay side by
+            # side, and a local call carries `batch_size` items' choices: the backend packs
+            # the choices that share a context into one row (one context encoding each).
+            per_call = opts.batch_size
+            if not is_server(lm):
+                per_call *= max((len(it["choices"]) for it in items), default=1) or 1
             scored = call_chunked(
                 lambda chunk: lm.continuation_logprobs(
                     [c for c, _ in chunk], [x for _, x in chunk]
                 ),
                 pairs,
-                opts.batch_size,
+                per_call,
                 opts.concurrency,
                 bar(f"{task.name}: scoring choices", len(pairs)),
-                length=lambda pair: len(pair[0]) + len(pair[1]),
+                length=lambda pair: len(pair[0]),
             )
         labels, by_text = _labels_of(items)
         at = 0

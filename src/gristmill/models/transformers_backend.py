@@ -23,6 +23,8 @@ from gristmill.models.text import continues_last_message, cut_at_stop
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
+PACK_TOKENS = 1024  # tokens per packed row of continuations (see ``_pack_rows``)
+
 # A context's tokens and some of its continuations: (pair index, continuation tokens).
 Unit = tuple[list[int], list[tuple[int, list[int]]]]
 
@@ -307,14 +309,14 @@ class TransformersLM:
         """Log-probabilities of each continuation token given the context. An empty
         context is replaced by the BOS token (else EOS) so the first token is scored too.
 
-        Up to ``batch_size`` pairs share one forward, packed into a single row rather
-        than padded: a context once, then each of its continuations (the choices of a
-        multiple-choice item) at the positions that follow it, an attention mask keeping
-        the continuations apart (``_score_packed``). No context is encoded twice, no
-        padding is computed, and the vocabulary projection runs only where a
-        continuation token is predicted; the values equal scoring each pair alone
+        Pairs are packed into rows rather than padded, up to ``batch_size`` rows per
+        forward (``_pack_rows``): a context once, then each of its continuations (the
+        choices of a multiple-choice item) at the positions that follow it, an attention
+        mask keeping the continuations apart (``_score_packed``). No context is encoded
+        twice, little padding is computed, and the vocabulary projection runs only where
+        a continuation token is predicted. The values equal scoring each pair alone
         (float32: to 1e-4; bfloat16: within its rounding, which depends on the shapes,
-        so batch size 1 keeps the exact numbers of one plain forward per pair).
+        so batch size 1 keeps one plain forward per pair and its exact numbers).
         Longer than the context window: scored in windows that keep at least a quarter
         of the window as preceding context."""
         if len(contexts) != len(continuations):
@@ -335,8 +337,16 @@ class TransformersLM:
                 out[i] = self._score_long(ctx_ids + cont_ids, len(ctx_ids))
             else:
                 groups.setdefault(tuple(ctx_ids), []).append((i, cont_ids))
-        for row in self._pack_rows(groups):
-            for i, lps in self._score_packed(row).items():
+        attention = getattr(self.model.config, "_attn_implementation", None) or "eager"
+        if attention not in ("sdpa", "eager"):
+            # flash attention takes no custom masks and reads restarting positions as new
+            # sequences: padded batches of whole pairs instead
+            for i, lps in self._score_padded(groups).items():
+                out[i] = lps
+            groups = {}
+        rows = self._pack_rows(groups)  # longest first: a forward's rows are alike
+        for start in range(0, len(rows), self.batch_size):
+            for i, lps in self._score_packed(rows[start : start + self.batch_size]).items():
                 out[i] = lps
         for i, pair in enumerate(zip(contexts, continuations, strict=True)):
             out[i] = out[first[pair]]
@@ -437,28 +447,23 @@ class TransformersLM:
             ids = [int(start)] if start is not None else []
         return ids
 
-    @property
-    def pack_tokens(self) -> int:
-        """Most tokens in a packed row: room for many multiple-choice items, short enough
-        that the (masked, mostly empty) attention stays cheap beside the MLPs."""
-        return min(self._context, max(512, 128 * self.batch_size))
-
     def _pack_rows(
         self, groups: dict[tuple[int, ...], list[tuple[int, list[int]]]]
     ) -> list[list[Unit]]:
-        """Rows of units (a context and some of its continuations), each row at most
-        ``batch_size`` pairs and ``pack_tokens`` tokens (a longer pair alone), longest
-        units first."""
-        budget, most = self.pack_tokens, self.batch_size
-        attention = getattr(self.model.config, "_attn_implementation", None) or "eager"
-        if attention not in ("sdpa", "eager"):
-            most = 1  # e.g. flash-attention reads restarting positions as new sequences
+        """Rows of units (a context and some of its continuations), longest first. Batch
+        size 1 keeps one pair per row (the exact numbers of a plain forward); otherwise
+        a row holds up to ``PACK_TOKENS`` tokens (or the longest pair, if longer): room
+        for many multiple-choice items, short enough that the masked, mostly empty
+        attention stays cheap beside the MLPs."""
+        longest = max((len(c) + len(x) for c, xs in groups.items() for _, x in xs), default=0)
+        budget = min(self._context, max(PACK_TOKENS, longest))
+        single = self.batch_size == 1
         units: list[Unit] = []
         for ctx, conts in groups.items():
             unit: list[tuple[int, list[int]]] = []
             size = len(ctx)
             for i, cont in conts:
-                if unit and (size + len(cont) > budget or len(unit) == most):
+                if unit and (single or size + len(cont) > budget):
                     units.append((list(ctx), unit))
                     unit, size = [], len(ctx)
                 unit.append((i, cont))
@@ -466,84 +471,107 @@ class TransformersLM:
             units.append((list(ctx), unit))
         units.sort(key=_unit_length, reverse=True)
         rows: list[list[Unit]] = []
-        tokens = pairs = 0
+        used = budget
         for u in units:
-            if not rows or tokens + _unit_length(u) > budget or pairs + len(u[1]) > most:
+            if single or used + _unit_length(u) > budget:
                 rows.append([])
-                tokens = pairs = 0
+                used = 0
             rows[-1].append(u)
-            tokens += _unit_length(u)
-            pairs += len(u[1])
+            used += _unit_length(u)
         return rows
 
-    def _score_packed(self, row: list[Unit]) -> dict[int, list[float]]:
-        """One forward over a packed row: each unit's context, then each of its
-        continuations at the positions that follow the context, seeing the context and
-        itself only (block mask). Returns each pair's continuation log-probabilities."""
+    def _score_packed(self, rows: list[list[Unit]]) -> dict[int, list[float]]:
+        """One forward over packed rows (right-padded to the longest): each unit's
+        context, then each of its continuations at the positions that follow the
+        context, seeing the context and itself only. Returns each pair's continuation
+        log-probabilities, read only where a continuation token is predicted."""
         torch = _torch()
-        ids: list[int] = []
-        positions: list[int] = []
-        unit_of: list[int] = []  # which unit a token belongs to
-        branch: list[int] = []  # 0: the context; k: the unit's k-th continuation
-        wanted: list[tuple[int, list[int], list[int]]] = []  # pair, predictor, target
-        for u, (ctx, conts) in enumerate(row):
-            last = len(ids) + len(ctx) - 1
-            ids.extend(ctx)
-            positions.extend(range(len(ctx)))
-            unit_of.extend([u] * len(ctx))
-            branch.extend([0] * len(ctx))
-            for k, (i, cont) in enumerate(conts, start=1):
-                start = len(ids)
-                ids.extend(cont)
-                positions.extend(range(len(ctx), len(ctx) + len(cont)))
-                unit_of.extend([u] * len(cont))
-                branch.extend([k] * len(cont))
-                # the last context token predicts the first continuation token
-                wanted.append((i, [last, *range(start, start + len(cont) - 1)], cont))
-        keep = sorted({p for _, preds, _ in wanted for p in preds})
-        at = {p: j for j, p in enumerate(keep)}
         dev = self.model.device
-        kwargs: dict[str, Any] = {"input_ids": torch.tensor([ids], device=dev)}
-        if len(wanted) > 1:  # else plain causal attention is exactly right
-            g = torch.tensor(unit_of)
-            b = torch.tensor(branch)
-            n = len(ids)
-            same_unit = g[:, None] == g[None, :]
-            visible = (b[None, :] == 0) | (b[:, None] == b[None, :])  # context or own branch
-            allowed = same_unit & visible & torch.ones(n, n, dtype=torch.bool).tril()
+        width = max(sum(_unit_length(u) for u in row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        unit_of = torch.full((len(rows), width), -1, dtype=torch.long)  # -1: padding
+        branch = torch.zeros((len(rows), width), dtype=torch.long)  # 0: the context
+        wanted: list[tuple[int, int, list[int], list[int]]] = []  # pair, row, predictors
+        keep = torch.zeros((len(rows), width), dtype=torch.bool)
+        pairs = 0
+        for r, row in enumerate(rows):
+            at = 0
+            for u, (ctx, conts) in enumerate(row):
+                n = len(ctx)
+                ids[r, at : at + n] = torch.tensor(ctx)
+                positions[r, at : at + n] = torch.arange(n)
+                unit_of[r, at : at + n] = u
+                last, at = at + n - 1, at + n
+                for k, (i, cont) in enumerate(conts, start=1):
+                    m = len(cont)
+                    ids[r, at : at + m] = torch.tensor(cont)
+                    positions[r, at : at + m] = torch.arange(n, n + m)
+                    unit_of[r, at : at + m] = u
+                    branch[r, at : at + m] = k
+                    # the last context token predicts the first continuation token
+                    preds = [last, *range(at, at + m - 1)]
+                    keep[r, preds] = True
+                    wanted.append((i, r, preds, cont))
+                    at += m
+                    pairs += 1
+        kwargs: dict[str, Any] = {"input_ids": ids.to(dev)}
+        if pairs > 1:  # else plain causal attention is exactly right
+            same_unit = unit_of[:, :, None] == unit_of[:, None, :]
+            visible = (branch[:, None, :] == 0) | (branch[:, :, None] == branch[:, None, :])
+            causal = torch.ones(width, width, dtype=torch.bool).tril()
+            allowed = (same_unit & visible & causal) | torch.eye(width, dtype=torch.bool)
             dtype = self.model.dtype
-            mask = torch.zeros(n, n, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-            kwargs["attention_mask"] = mask[None, None].to(dev)
-            kwargs["position_ids"] = torch.tensor([positions], device=dev)
-        index = torch.tensor(keep, device=dev)
+            mask = torch.zeros(allowed.shape, dtype=dtype)
+            mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+            kwargs["attention_mask"] = mask[:, None].to(dev)
+            kwargs["position_ids"] = positions.to(dev)
+        # flattened row-major over ``keep``: where each (row, position) landed
+        slot = torch.full((len(rows), width), -1, dtype=torch.long)
+        slot[keep] = torch.arange(int(keep.sum()))
         with self._lock, torch.inference_mode():
             self.forward_calls += 1
-            if len(wanted) > 1:
-                logits = self._logits_at(kwargs, index)
+            if pairs > 1:
+                logits = self._logits_at(kwargs, keep.to(dev))
             else:  # a plain forward, as batch size 1 always ran (same bf16 rounding)
-                logits = self.model(**kwargs).logits[0, index]
+                logits = self.model(**kwargs).logits[keep.to(dev)]
             logp = torch.log_softmax(logits.float(), dim=-1)
-            rows = torch.tensor([at[p] for _, preds, _ in wanted for p in preds], device=dev)
-            targets = torch.tensor([t for _, _, cont in wanted for t in cont], device=dev)
-            picked = logp[rows, targets].cpu().tolist()
+            where = torch.cat([slot[r, preds] for _, r, preds, _ in wanted]).to(dev)
+            targets = torch.tensor([t for *_, cont in wanted for t in cont], device=dev)
+            picked = logp[where, targets].cpu().tolist()
         out: dict[int, list[float]] = {}
         pos = 0
-        for i, _, cont in wanted:
+        for i, _, _, cont in wanted:
             out[i] = picked[pos : pos + len(cont)]
             pos += len(cont)
         return out
 
-    def _logits_at(self, kwargs: dict[str, Any], index: Any) -> Any:
-        """Logits of one row at ``index`` only (``logits_to_keep`` with positions skips
-        the vocabulary projection elsewhere); models without it compute them all."""
+    def _logits_at(self, kwargs: dict[str, Any], keep: Any) -> Any:
+        """Logits at the ``keep`` positions, flattened row by row. ``logits_to_keep``
+        with a boolean mask skips the vocabulary projection elsewhere (transformers'
+        ``slice_logits_to_keep``); models without it compute every position's logits."""
         if self._keeps_positions is None:
             import inspect
 
+            module = inspect.getmodule(type(self.model))
             params = inspect.signature(self.model.forward).parameters
-            self._keeps_positions = "logits_to_keep" in params
+            self._keeps_positions = "logits_to_keep" in params and hasattr(
+                module, "slice_logits_to_keep"
+            )
         if self._keeps_positions:
-            return self.model(**kwargs, logits_to_keep=index).logits[0]
-        return self.model(**kwargs).logits[0, index]
+            return self.model(**kwargs, logits_to_keep=keep).logits
+        return self.model(**kwargs).logits[keep]
+
+    def _score_padded(
+        self, groups: dict[tuple[int, ...], list[tuple[int, list[int]]]]
+    ) -> dict[int, list[float]]:
+        """Each pair whole (context then continuation), in right-padded batches."""
+        seqs = [(i, list(ctx) + cont, len(ctx)) for ctx, xs in groups.items() for i, cont in xs]
+        out: dict[int, list[float]] = {}
+        for batch in self._batches([len(ids) for _, ids, _ in seqs]):
+            scored = self._score_windows([(seqs[b][1], seqs[b][2]) for b in batch])
+            out.update((seqs[b][0], lps) for b, lps in zip(batch, scored, strict=True))
+        return out
 
     def _score_windows(self, windows: list[tuple[list[int], int]]) -> list[list[float]]:
         """One right-padded forward over ``(ids, first)`` windows: the
