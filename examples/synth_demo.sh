@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A small synthetic run on the packaged offline model (SmolLM2-135M-Instruct, in-process;
 # no server, no key): answers with two candidates per MT-Bench question, a judge's
-# ratings with every unreadable answer kept, a cached rerun that costs no model call,
-# DPO pairs from the ratings, and a stratified sample for people to verify.
+# ratings read from its next-token probabilities (G-Eval's weighted mean: a 135M model
+# seldom writes valid JSON, but its score-digit probabilities still rate), a cached rerun
+# that costs no model call, DPO pairs from the ratings, and a stratified sample for
+# people to verify.
 # Usage: examples/synth_demo.sh [WORKSPACE]   (gristmill on PATH, e.g. .venv/bin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +21,12 @@ gristmill import "$S/fastchat_mtbench/mt_bench_question.jsonl" --as mtbench >/de
 step "synth generate: 2 candidates for 2 MT-Bench questions (sampled, seeds recorded)"
 gristmill synth generate mtbench --limit 2 -n 2 --max-tokens 24 --threads 1 -q
 
-step "synth judge: helpfulness 0-4 with a rationale, strict JSON; unreadable answers are kept"
-gristmill synth judge mtbench-gen --dimensions helpfulness --max-tokens 40 --no-repair \
-  --prefill --threads 1 -q
+step "synth judge: helpfulness 0-4 as the probability-weighted mean of the score digit"
+gristmill synth judge mtbench-gen --dimensions helpfulness --verdict logprobs --threads 1 -q
 
 step "the same run again: answered by the cache"
-gristmill synth judge mtbench-gen --dimensions helpfulness --max-tokens 40 --no-repair \
-  --prefill --threads 1 -q -o mtbench-gen-judged-again
+gristmill synth judge mtbench-gen --dimensions helpfulness --verdict logprobs --threads 1 -q \
+  -o mtbench-gen-judged-again
 
 step "run card (model, prompts, parameters, counts, failures, tokens)"
 gristmill synth card mtbench-gen-judged --failures 1

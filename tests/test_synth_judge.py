@@ -605,3 +605,21 @@ def test_generate_and_evol_commands(
     assert card["counts"]["survived"] == 0 and card["params"]["rounds"] == 2
     res = run_cli("synth", "card", "tasks")
     assert res.exit_code == 1 and "no run card" in res.output
+
+
+def test_logprobs_verdict_on_a_server_without_logprobs_is_one_clear_line(
+    scripted: ScriptedJudge, prefs: str, run_cli: Callable[..., Result]
+) -> None:
+    """A server that reports no log-probabilities stops ``--verdict logprobs`` with the
+    backend's one-line reason, and writes nothing."""
+    before = scripted.requests
+    res = run_cli(
+        "synth", "judge", prefs, "--verdict", "logprobs", "--model", scripted.spec, "-q",
+    )  # fmt: skip
+    assert res.exit_code != 0
+    assert "returned no" in res.output and "logprobs" in res.output
+    assert "Traceback" not in res.output
+    assert scripted.requests > before  # it really asked
+    listed = run_cli("ls")
+    assert listed.exit_code == 0 and "answers" in listed.output
+    assert "answers-judged" not in listed.output

@@ -359,3 +359,43 @@ def test_a_real_judge_malformed_answers_are_kept(
         for c in rec.candidates:
             assert all(0 <= x.value <= 4 for x in c.ratings)
     assert result.version.row_count == 2  # none dropped
+
+
+def test_a_real_judge_through_a_server_rates_from_logprobs(
+    workspace: Workspace, proxy: CountingProxy
+) -> None:
+    """``--verdict logprobs`` through llama-cpp-python's server (top_logprobs): each
+    response is rated from the score digit's probabilities or kept as a counted
+    failure; a rerun sends no request."""
+    convs = [
+        Conversation(
+            id=f"c{i}",
+            messages=[Message(role="user", content=q), Message(role="assistant", content=a)],
+        )
+        for i, (q, a) in enumerate(
+            [("What is 2+2?", "2+2 is 4."), ("Name a primary colour.", "Bananas are nice.")]
+        )
+    ]
+    with VersionWriter(workspace, "qa", Kind.CONVERSATION, operation="test") as w:
+        w.write_rows([to_row(c) for c in convs])
+    options = RunOptions(model=proxy.spec(), progress=False)
+    config = JudgeConfig(dimensions=("helpfulness",), verdict="logprobs")
+    start = proxy.count
+    result = judge(workspace, "qa", config, options)
+    assert proxy.count - start >= 2  # one request per response (more if EOS came first)
+    for _, body, _ in proxy.log[-2:]:
+        assert body["max_tokens"] == 1 and body["top_logprobs"] >= 1
+    rated = 0
+    for rec in result.version.iter_records():
+        assert isinstance(rec, Preference)
+        for i, c in enumerate(rec.candidates):
+            if c.ratings:
+                rated += 1
+                assert 0.0 <= c.ratings[0].value <= 4.0
+                dist = rec.meta["judge"]["scores"][i]["helpfulness"]["distribution"]
+                assert config.min_mass <= sum(dist.values()) <= 1.0 + 1e-6
+    failed = [f for f in result.failures if f.reason == "low_scale_mass"]
+    assert rated + len(failed) == 2 and result.card["failures"]["total"] == len(failed)
+    before = proxy.count
+    again = judge(workspace, "qa", config, options, output="again")
+    assert proxy.count == before and again.card["calls"]["model_calls"] == 0

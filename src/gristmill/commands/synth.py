@@ -299,6 +299,22 @@ def coverage_cmd(ctx: click.Context, name: str) -> None:
     help="Start the judge's turn with the JSON opening (local models continue it; "
     "servers usually do not).",
 )
+@click.option(
+    "--verdict",
+    type=click.Choice(["text", "logprobs"]),
+    default="text",
+    show_default=True,
+    help="text: parse the judge's JSON (with a rationale); logprobs: the probability-"
+    "weighted mean of the score digit as next token (no rationale; local models and "
+    "servers that report log-probabilities).",
+)
+@click.option(
+    "--min-mass",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="logprobs: a rating whose scale values get less total probability is a failure.",
+)
 @click.option("--max-tokens", type=int, default=256, show_default=True)
 @click.option("--limit", type=int, default=None)
 @_run_options
@@ -328,6 +344,8 @@ def judge_cmd(ctx: click.Context, /, name: str, **kw: Any) -> None:
         prefill=kw["prefill"],
         max_tokens=kw["max_tokens"],
         limit=kw["limit"],
+        verdict=kw["verdict"],
+        min_mass=kw["min_mass"],
     )
     _report(judge(ws, name, config, options, kw["output"]))
 

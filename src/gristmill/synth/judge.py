@@ -3,13 +3,20 @@ scale with a written rationale, or compares responses in pairs, in both orders, 
 cancel position bias. Answers are JSON parsed strictly (``synth.parse``); an
 unparseable answer may be asked once more with a repair hint (counted), and what still
 fails is kept with its raw text in the run's failures, never dropped: the record stays
-in the output with that candidate unrated."""
+in the output with that candidate unrated.
+
+``verdict="logprobs"`` reads no text: per response and dimension the judge's turn is
+begun with ``{"<dimension>": `` and the rating is the probability-weighted mean of the
+scale's values as the next token (``synth.scale``), for small local judges that seldom
+write valid JSON. It gives no rationale; a response whose scale values get almost no
+probability is a failure, kept and counted."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from gristmill.models.protocols import ChatMessage, GenerationParams
@@ -34,6 +41,7 @@ from gristmill.synth.parse import (
     rating_schema,
 )
 from gristmill.synth.runner import Failure, Run, RunOptions, SynthError
+from gristmill.synth.scale import ScaleScore, scale_candidates, score
 from gristmill.synth.sources import render_prompt
 from gristmill.synth.templates import render
 
@@ -63,6 +71,8 @@ class JudgeConfig:
     # model continues: small local models then write valid JSON far more often. Local
     # backends continue a trailing assistant turn; most servers do not (they close it).
     prefill: bool = False
+    verdict: str = "text"  # text: JSON with a rationale; logprobs: G-Eval's weighted mean
+    min_mass: float = 0.05  # logprobs: below this total P(scale values) is a failure
 
     def describe(self, dimension: str) -> str:
         return self.descriptions.get(dimension) or HELPSTEER2.get(dimension, "")
@@ -218,7 +228,7 @@ def _pair_jobs(
 
 
 def _set_ratings(
-    candidate: Candidate, values: dict[str, int], rater: str, dims: tuple[str, ...]
+    candidate: Candidate, values: dict[str, Any], rater: str, dims: tuple[str, ...]
 ) -> Candidate:
     keep = [x for x in candidate.ratings if not (x.rater == rater and x.dimension in dims)]
     new = [Rating(dimension=d, value=float(values[d]), rater=rater) for d in dims]
@@ -239,6 +249,16 @@ def judge(
         check_dimension_name(d)
     if config.low >= config.high:
         raise SynthError(f"scale {config.low}:{config.high}: the low end must be below the high")
+    if config.verdict not in ("text", "logprobs"):
+        raise SynthError(f"verdict must be text or logprobs, not {config.verdict!r}")
+    logprobs = config.verdict == "logprobs"
+    if logprobs and config.pairwise:
+        raise SynthError("--verdict logprobs rates responses; it does not apply to --pairwise")
+    if logprobs and not (config.low >= 0 and config.high <= 9):
+        raise SynthError(
+            f"scale {config.low}:{config.high}: --verdict logprobs reads one digit, "
+            "so the scale must lie within 0:9"
+        )
     source = workspace.version(ref)
     run = Run(
         workspace,
@@ -262,6 +282,8 @@ def judge(
     rater = run.origin
     if config.pairwise:
         out_records = _judge_pairwise(run, records, config, rater)
+    elif logprobs:
+        out_records = _judge_logprobs(run, records, config, rater)
     else:
         out_records = _judge_ratings(run, records, config, rater)
     params: dict[str, Any] = {
@@ -273,7 +295,11 @@ def judge(
         "repair": config.repair,
         "prefill": config.prefill,
         "max_tokens": config.max_tokens,
+        "verdict": config.verdict,
     }
+    if logprobs:
+        params["min_mass"] = config.min_mass
+        params["rationale"] = False  # no text is read in this mode
     counts = {"records_in": source.row_count, "records_out": len(out_records)}
     card = run.card(params, counts)
     name = check_name(output or f"{source.name}-judged")
@@ -383,4 +409,93 @@ def _judge_pairwise(
             ]
         meta = {**r.meta, "judge": {"model": run.model_name, "pairs": found}}
         out.append(r.model_copy(update={"candidates": candidates, "meta": meta}))
+    return out
+
+
+def _score_jobs(
+    records: list[Preference], config: JudgeConfig
+) -> list[tuple[Key, str, list[ChatMessage]]]:
+    """One prompt per response and dimension, ending where the score digit goes."""
+    jobs: list[tuple[Key, str, list[ChatMessage]]] = []
+    for r in records:
+        prompt = render_prompt(r.prompt)
+        for i, c in enumerate(r.candidates):
+            for d in config.dimensions:
+                text = render(
+                    "judge_rating",
+                    low=config.low,
+                    high=config.high,
+                    dimensions=f"- {d}: {config.describe(d)}" if config.describe(d) else f"- {d}",
+                    prompt=prompt,
+                    response=response_text(c),
+                    example=f'{{"{d}": <integer {config.low}-{config.high}>}}',
+                )
+                messages: list[ChatMessage] = [
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": f'{{"{d}": '},  # continued by the model
+                ]
+                jobs.append(((r.id, i), d, messages))
+    return jobs
+
+
+def _judge_logprobs(
+    run: Run, records: list[Preference], config: JudgeConfig, rater: str
+) -> list[Preference]:
+    dims = config.dimensions
+    jobs = _score_jobs(records, config)
+    answers = run.next_tokens(
+        [m for _, _, m in jobs],
+        scale_candidates(config.low, config.high),
+        "judge (logprobs)",
+        [k[0] for k, _, _ in jobs],
+        [k[1] for k, _, _ in jobs],
+    )
+    run.counts["judgements"] = len(jobs)
+    scores: dict[Key, dict[str, ScaleScore]] = {}
+    masses: list[float] = []
+    for (key, dim, _), nt in zip(jobs, answers, strict=True):
+        if nt is None:
+            continue  # a model error, recorded by the run
+        found = score(nt, config.low, config.high)
+        masses.append(found.mass)
+        low = found.mass < config.min_mass
+        if low or found.mass > 1.0 + 1e-6:  # above 1: variants shared a token, not a reading
+            reason = "low_scale_mass" if low else "overlapping_tokens"
+            bound = f"below {config.min_mass}" if low else "above 1"
+            detail = f"{dim}: P(scale values) = {found.mass:.4f}, {bound}"
+            raw = orjson.dumps(found.top).decode()  # the tokens the judge did expect
+            run.fail(Failure(key[0], "judge", reason, detail, raw, candidate=key[1]))
+            continue
+        scores.setdefault(key, {})[dim] = found
+        run.counts["dimension_scores"] += 1
+    if masses:
+        run.counts["mean_scale_mass"] = round(sum(masses) / len(masses), 4)  # type: ignore[assignment]
+    out: list[Preference] = []
+    for r in records:
+        candidates: list[Candidate] = []
+        found_scores: list[dict[str, Any] | None] = []
+        for i, c in enumerate(r.candidates):
+            got = scores.get((r.id, i), {})
+            if not got:
+                candidates.append(c)
+                found_scores.append(None)
+                run.counts["candidates_unrated"] += 1
+                continue
+            rated = tuple(d for d in dims if d in got)
+            values = {d: got[d].mean for d in rated}
+            candidates.append(_set_ratings(c, values, rater, rated))
+            found_scores.append({d: got[d].to_dict() for d in rated})
+            run.counts["candidates_rated"] += 1
+        scales = [s for s in r.scales if s.dimension not in dims]
+        scales += [ScaleSpec(dimension=d, min=config.low, max=config.high) for d in dims]
+        meta = {
+            **r.meta,
+            "judge": {
+                "model": run.model_name,
+                "verdict": "logprobs",
+                "rationales": [None] * len(r.candidates),  # none: no text is generated
+                "scores": found_scores,
+            },
+        }
+        out.append(r.model_copy(update={"candidates": candidates, "scales": scales, "meta": meta}))
     return out

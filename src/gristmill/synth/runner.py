@@ -32,7 +32,7 @@ from rich.progress import (
 )
 
 from gristmill.models import ModelCache, cached, resolve_language_model
-from gristmill.models.errors import ModelError
+from gristmill.models.errors import ModelError, NoLogprobs
 from gristmill.models.protocols import (
     Generation,
     GenerationParams,
@@ -127,10 +127,12 @@ class Metered:
     def next_token_logprobs(
         self, prompts: list[Prompt], candidates: list[str] | None = None, top_k: int = 20
     ) -> list[NextTokens]:
+        out = self.model.next_token_logprobs(prompts, candidates, top_k)
         with self.lock:
             self.calls += 1
             self.prompts += len(prompts)
-        return self.model.next_token_logprobs(prompts, candidates, top_k)
+            self.prompt_tokens += sum(n.prompt_tokens for n in out)
+        return out
 
     def continuation_logprobs(
         self, contexts: list[str], continuations: list[str]
@@ -267,6 +269,68 @@ class Run:
                 progress.stop()
         self.requests += len(calls)
         if calls and all(r is None for r in results):
+            first = next((f for f in self.failures if f.reason == "model_error"), None)
+            raise SynthError(
+                f"every {label} call failed; first error: {first.detail if first else '?'}"
+            )
+        return results
+
+    def next_tokens(
+        self,
+        prompts: Sequence[Prompt],
+        candidates: list[str],
+        label: str,
+        ids: Sequence[str],
+        cands: Sequence[int | None],
+    ) -> list[NextTokens | None]:
+        """Next-token log-probabilities of ``candidates`` after each prompt, in order,
+        chunked and in flight like ``generate``. A backend that gives no log-probabilities
+        (``NoLogprobs``) stops the run with its one-line message; another model error is a
+        failure of that call, recorded under its id (and candidate)."""
+        chunk = self.options.resolved_chunk()
+        groups = [
+            list(range(i, min(i + chunk, len(prompts)))) for i in range(0, len(prompts), chunk)
+        ]
+        results: list[NextTokens | None] = [None] * len(prompts)
+        progress = self._progress()
+        task: TaskID | None = None
+        if progress is not None:
+            progress.start()
+            task = progress.add_task(label, total=len(prompts), tokens=0, cost="")
+
+        def one(group: list[int]) -> list[NextTokens]:
+            return self.lm.next_token_logprobs([prompts[i] for i in group], candidates, top_k=5)
+
+        workers = min(self.options.resolved_workers(), max(1, len(groups)))
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            futures = [(g, pool.submit(one, g)) for g in groups]
+            for group, fut in futures:
+                try:
+                    answers = fut.result()
+                except NoLogprobs:
+                    raise
+                except ModelError as exc:
+                    for i in group:
+                        self.fail(
+                            Failure(ids[i], label, "model_error", str(exc), candidate=cands[i])
+                        )
+                    answers = []
+                for i, nt in zip(group, answers, strict=False):
+                    results[i] = nt
+                    self.prompt_tokens += nt.prompt_tokens
+                if progress is not None and task is not None:
+                    progress.update(task, advance=len(group))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        else:
+            pool.shutdown(wait=True)
+        finally:
+            if progress is not None:
+                progress.stop()
+        self.requests += len(prompts)
+        if prompts and all(r is None for r in results):
             first = next((f for f in self.failures if f.reason == "model_error"), None)
             raise SynthError(
                 f"every {label} call failed; first error: {first.detail if first else '?'}"
