@@ -230,5 +230,14 @@ def test_refusals_name_the_problem(
     not_a_run = run_cli("train", "dpo", "--data", "prefs", *model, "-o", str(mine), "--overwrite")
     assert not_a_run.exit_code == 1 and "holds no earlier run" in not_a_run.output
     assert (mine / "README.md").read_text() == "my notes"
+    # a run that fails while replacing a finished one gives the finished one back
+    done = tmp_path / "done"
+    first = run_cli("train", "dpo", "--data", "prefs", *model, "-o", str(done), *FAST)
+    assert first.exit_code == 0, first.output
+    card = (done / "run_card.json").read_bytes()
+    failed = run_cli("train", "kto", "--data", "hh", *model, "-o", str(done), "--overwrite")
+    assert failed.exit_code == 1 and "the earlier run in" in failed.output
+    assert (done / "run_card.json").read_bytes() == card
+    assert sorted(p.name for p in tmp_path.iterdir() if ".replaced-" in p.name) == []
     missing = run_cli("train", "dpo", "--data", "nothing", *model)
     assert missing.exit_code == 1 and "no dataset named 'nothing'" in missing.output

@@ -9,6 +9,7 @@ directly), ``adapter/`` for LoRA runs, ``data/`` with the exact exported files, 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -42,8 +43,10 @@ class TrainResult:
         return None if value is None else float(value)
 
 
-def check_output(folder: Path, overwrite: bool) -> None:
-    """Refuse to train into a folder that already holds a run, unless told to."""
+def check_output(folder: Path, overwrite: bool) -> Path | None:
+    """Refuse to train into a folder that already holds a run, unless told to. The run
+    being replaced is moved aside (the path returned), not deleted: it comes back if
+    the new run fails, and goes only once the new one is complete."""
     if folder.is_file():
         raise ValueError(f"--output {folder} is a file, not a folder")
     if folder.is_dir() and any(folder.iterdir()):
@@ -52,12 +55,15 @@ def check_output(folder: Path, overwrite: bool) -> None:
                 f"--output {folder} is not empty; pass --overwrite to replace the run in it, "
                 "or choose another folder"
             )
-        if not (folder / CARD_NAME).is_file():  # only a finished run is ever removed
+        if not (folder / CARD_NAME).is_file():  # only a finished run is ever replaced
             raise ValueError(
                 f"--output {folder} is not empty and holds no earlier run ({CARD_NAME}); "
                 "refusing to overwrite it (choose an empty or new folder)"
             )
-        shutil.rmtree(folder)
+        aside = folder.with_name(f".{folder.name}.replaced-{os.getpid()}-{time.time_ns()}")
+        folder.rename(aside)
+        return aside
+    return None
 
 
 def default_output(workspace: Workspace, version: Version, method: Method) -> Path:
@@ -87,14 +93,20 @@ def train(
     for folder in {base.folder.resolve(), base.source.resolve()}:
         if folder == out.resolve() or out.resolve() in folder.parents:
             raise ValueError(f"--output {out} holds the base model {base.spec}; choose another")
-    check_output(out, options.overwrite)
+    previous = check_output(out, options.overwrite)
     log(f"base model: {base.spec} ({base.folder})")
-    out.mkdir(parents=True)
     try:
-        return _train(workspace, version, base, options, out, started, log, command)
+        out.mkdir(parents=True, exist_ok=True)  # new, or empty
+        result = _train(workspace, version, base, options, out, started, log, command)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # a failed run leaves nothing that looks done
+        if previous is not None:
+            previous.rename(out)  # and the run it was to replace is back
+            log(f"the earlier run in {out} is kept")
         raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+    return result
 
 
 def _train(
