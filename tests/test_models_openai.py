@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gristmill.models import GenerationParams, ModelCache, ModelError, NoLogprobs, cached
+from gristmill.models import (
+    EmptyAnswer,
+    GenerationParams,
+    ModelCache,
+    ModelError,
+    NoLogprobs,
+    cached,
+)
 from gristmill.models.openai_backend import OpenAIEmbedder, OpenAILM, parse_spec
 from gristmill.models.resolve import resolve_embedder, resolve_language_model
 
@@ -29,6 +36,7 @@ class FakeServer:
         self.fail_next: list[int] = []  # statuses to answer with before succeeding
         self.logprobs = True
         self.echo = True
+        self.empty = False  # every completion ends at once (EOS first), reporting nothing
         self.lock = threading.Lock()
         outer = self
 
@@ -84,6 +92,9 @@ class FakeServer:
             choice = {"index": 0, "message": message, "logprobs": lp, "finish_reason": "stop"}
             return {"choices": [choice], "usage": usage}
         prompt = body["prompt"]
+        if self.empty:
+            lp = {"tokens": [], "token_logprobs": [], "top_logprobs": []}
+            return {"choices": [{"index": 0, "text": "", "logprobs": lp, "finish_reason": "stop"}]}
         lp = None
         if self.logprobs and body.get("logprobs") is not None:
             if body.get("echo") and self.echo:
@@ -211,6 +222,20 @@ def test_server_without_logprobs(server: FakeServer) -> None:
     server.logprobs, server.echo = True, False
     with pytest.raises(NoLogprobs, match="echo"):
         lm.continuation_logprobs(["a"], [" b"])
+
+
+def test_an_answer_that_ends_at_once_is_that_prompts_failure_not_the_servers(
+    server: FakeServer,
+) -> None:
+    """llama-cpp-python reports nothing when EOS is the sampled first token; after 8
+    seeds that is an EmptyAnswer (a failure of this prompt, which callers record and go
+    on), not NoLogprobs (a server without log-probabilities, which stops a run)."""
+    server.empty = True
+    lm = OpenAILM.from_spec(f"{server.url}/fake-model")
+    with pytest.raises(EmptyAnswer, match="ended its answer at once in 8 samples") as info:
+        lm.next_token_logprobs(["x"], ["yes"])
+    assert not isinstance(info.value, NoLogprobs)
+    assert [b["seed"] for _, b in server.requests] == list(range(8))
 
 
 def test_api_key_from_env(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,7 @@ Stages use ``resolve_language_model`` / ``resolve_embedder`` (``--model`` values
 the protocols; they never import a backend module directly."""
 
 from gristmill.models.cache import CachedEmbedder, CachedLanguageModel, ModelCache, cached
-from gristmill.models.errors import BackendMissing, ModelError, NoLogprobs
+from gristmill.models.errors import BackendMissing, EmptyAnswer, ModelError, NoLogprobs
 from gristmill.models.protocols import (
     ChatMessage,
     Embedder,
@@ -25,6 +25,7 @@ __all__ = [
     "CachedLanguageModel",
     "ChatMessage",
     "Embedder",
+    "EmptyAnswer",
     "Generation",
     "GenerationParams",
     "LanguageModel",

@@ -13,3 +13,9 @@ class BackendMissing(ModelError):
 
 class NoLogprobs(ModelError):
     """A server answered without the log-probabilities that were asked for."""
+
+
+class EmptyAnswer(ModelError):
+    """One prompt's next-token distribution could not be read: the model ended its answer
+    at once every time and the server reports nothing for an empty answer. A failure of
+    that prompt, not of the server (which does support log-probabilities)."""

@@ -37,7 +37,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from gristmill.models.errors import ModelError, NoLogprobs
+from gristmill.models.errors import EmptyAnswer, ModelError, NoLogprobs
 from gristmill.models.protocols import (
     ChatMessage,
     Generation,
@@ -452,7 +452,7 @@ class OpenAILM:
                 if found is not None:
                     break
             else:
-                raise NoLogprobs(
+                raise EmptyAnswer(
                     f"{url}: the model ended its answer at once in {EOS_RETRIES} samples, and "
                     "the server reports no log-probabilities for an empty answer"
                 )
