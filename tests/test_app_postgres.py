@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_app_support import LiveServer, import_sample
+from test_app_support import PASSWORD, LiveServer, form_login, import_sample
 
-from gristmill.annotate.tables import slots
+from gristmill.annotate.tables import audit, login_failures, slots
 from gristmill.server.db import current_revision, make_engine
+from gristmill.server.throttle import LoginLimits
 from gristmill.store import Workspace
 
 BIN = Path(os.environ.get("GRISTMILL_PG_BIN", "/usr/local/bin"))
@@ -110,7 +111,7 @@ def test_migrations_queue_and_race_on_postgres(pg_url: str, workspace: Workspace
     import_sample(workspace, "uci_sentiment_amazon/amazon_cells_labelled.tsv", "amazon")
     with LiveServer(workspace, pg_url) as srv:
         engine = make_engine(pg_url)
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0003"
         with engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
         assert {"users", "projects", "items", "answers", "slots", "audit"} <= tables
@@ -170,3 +171,47 @@ def test_migrations_queue_and_race_on_postgres(pg_url: str, workspace: Workspace
         )
         assert r.status_code == 409
         engine.dispose()
+
+
+def test_login_throttle_on_postgres(pg_url: str, workspace: Workspace) -> None:
+    """Failed logins are counted in PostgreSQL: the fourth attempt is refused (429) even
+    with the right password, another user still logs in, a second server on the same
+    database refuses too, and the refusals are audited."""
+    limits = LoginLimits(max_user_failures=3, window_s=600)
+    with LiveServer(workspace, pg_url, login_limits=limits) as srv:
+        srv.add_user("alice", "annotator", PASSWORD)
+        srv.add_user("bob", "annotator", PASSWORD)
+        # ten guesses at once: the per-user lock lets exactly three be checked
+        barrier = threading.Barrier(10)
+        codes: list[int] = []
+
+        def guess() -> None:
+            barrier.wait()
+            codes.append(form_login(srv, "alice", "wrong-password").status_code)
+
+        threads = [threading.Thread(target=guess) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert Counter(codes) == {401: 3, 429: 7}
+        r = form_login(srv, "alice", PASSWORD)
+        assert r.status_code == 429 and 590 <= int(r.headers["Retry-After"]) <= 600
+        assert form_login(srv, "bob", PASSWORD).status_code == 303
+    with LiveServer(workspace, pg_url, login_limits=limits) as again:
+        assert form_login(again, "alice", PASSWORD).status_code == 429
+        with again.state.tx() as conn:
+            assert (
+                conn.execute(sa.select(sa.func.count()).select_from(login_failures)).scalar_one()
+                == 3
+            )
+            actions = (
+                conn.execute(
+                    sa.select(audit.c.action)
+                    .where(audit.c.username == "alice")
+                    .order_by(audit.c.id)
+                )
+                .scalars()
+                .all()
+            )
+        assert Counter(actions) == {"login.failed": 3, "login.throttled": 9}

@@ -99,6 +99,18 @@ class LiveServer:
         return c, csrf
 
 
+def form_login(server: LiveServer, username: str, password: str) -> httpx.Response:
+    """One form login as a browser makes it (the login page for its CSRF token, then the
+    POST); the response, not followed (303 on success, 401 wrong, 429 throttled)."""
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=60) as c:
+        page = c.get("/login")
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        return c.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": token, "next": "/"},
+        )
+
+
 def import_sample(workspace: Workspace, sample: str, name: str) -> str:
     """Import a file from data/samples; returns the new version's ref."""
     from gristmill.io.ingest import import_path

@@ -229,7 +229,7 @@ def test_migrations_match_the_tables_and_upgrade_data(tmp_path: Path) -> None:
                     {"r": rid, "s": slot},
                 )
     migrate(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     with engine.connect() as conn:
         flags = dict(conn.execute(sa.select(items.c.record_id, items.c.complete)).all())
         assert flags == {"full": True, "half": False}

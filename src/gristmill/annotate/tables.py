@@ -212,6 +212,19 @@ audit = sa.Table(
 )
 
 
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Index("ix_login_failures_user", "username", "at"),
+    sa.Index("ix_login_failures_ip", "ip", "at"),
+    sa.Index("ix_login_failures_at", "at"),
+)
+
+
 def inserted_id(result: sa.CursorResult[Any]) -> int:
     """The primary key an ``INSERT`` made (SQLite and PostgreSQL alike)."""
     key = result.inserted_primary_key

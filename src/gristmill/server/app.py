@@ -19,6 +19,7 @@ from gristmill.server.db import DB_ENV, default_url, make_engine, migrate
 from gristmill.server.deps import AppState
 from gristmill.server.pages import render
 from gristmill.server.pages import router as pages_router
+from gristmill.server.throttle import LoginLimits
 from gristmill.server.webhooks import Dispatcher
 from gristmill.store import Workspace
 
@@ -42,11 +43,15 @@ def create_app(
     *,
     webhook_attempts: int = 4,
     webhook_backoff: float = 0.5,
+    login_limits: LoginLimits | None = None,
 ) -> FastAPI:
     """The app over ``workspace``'s datasets; the database is ``db_url`` (SQLite or
     ``postgresql+psycopg://…``), by default ``$GRISTMILL_DB`` or ``<workspace>/app.sqlite``. Migrations
-    run here, so a new database or an old schema is ready before the first request."""
+    run here, so a new database or an old schema is ready before the first request.
+    ``login_limits`` throttles failed logins; by default from ``$GRISTMILL_LOGIN_*``."""
+    limits = login_limits if login_limits is not None else LoginLimits.from_env()
     gm = open_state(workspace, db_url)
+    gm.login_limits = limits
     engine = gm.engine
     dispatcher = Dispatcher(engine, attempts=webhook_attempts, backoff=webhook_backoff)
     gm.webhooks = dispatcher

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from gristmill.server.auth import (
     from_token,
     project_role,
 )
+from gristmill.server.throttle import LoginLimits
 from gristmill.store import Workspace
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -39,6 +40,7 @@ class AppState:
     db_url: str
     webhooks: Any = None  # server.webhooks.Dispatcher
     model_cache: str | None = None
+    login_limits: LoginLimits = field(default_factory=LoginLimits)
 
     @contextmanager
     def tx(self) -> Iterator[sa.Connection]:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from gristmill.server import throttle
 from gristmill.server.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -32,6 +33,7 @@ from gristmill.server.deps import (
     optional_principal,
     state,
 )
+from gristmill.server.throttle import Refusal
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -74,12 +76,29 @@ async def login_page(request: Request, next: str = "/") -> Response:
     return resp
 
 
-def _login(st: AppState, username: str, password: str, ip: str | None) -> tuple[str, int] | None:
+def _login(
+    st: AppState, username: str, password: str, ip: str | None
+) -> tuple[str, int] | Refusal | None:
+    """A session cookie and user id; a refusal when throttled; None for a wrong login.
+    One transaction, so on SQLite concurrent attempts cannot overshoot the limits."""
+    key = username[:64]
+    lim = st.login_limits
     with st.tx() as conn:
+        refusal = throttle.check(conn, lim, key, ip)
+        if refusal is not None:
+            detail = {
+                "scope": refusal.scope,
+                "failures": refusal.failures,
+                "retry_after_s": refusal.retry_after_s,
+            }
+            audit(conn, None, "login.throttled", username=key, ip=ip, detail=detail)
+            return refusal
         row = verify_login(conn, username, password)
         if row is None:
-            audit(conn, None, "login.failed", username=username[:64], ip=ip)
+            throttle.record_failure(conn, lim, key, ip)
+            audit(conn, None, "login.failed", username=key, ip=ip)
             return None
+        throttle.clear(conn, key)
         cookie, _ = new_session(conn, row.id)
         audit(conn, Principal(row.id, row.username, row.role, "session"), "login", ip=ip)
         return cookie, row.id
@@ -98,19 +117,22 @@ async def login(
     if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
         raise HTTPException(403, "CSRF token missing or wrong; reload the login page")
     result = await run_in_threadpool(_login, state(request), username, password, client_ip(request))
-    if result is None:
+    if result is None or isinstance(result, Refusal):
         token = secrets.token_urlsafe(24)
+        refused = result if isinstance(result, Refusal) else None
         resp = templates.TemplateResponse(
             request,
             "login.html",
             {
                 "user": None,
                 "csrf_token": token,
-                "error": "Wrong username or password.",
+                "error": refused.message() if refused else "Wrong username or password.",
                 "next": target,
             },
-            status_code=401,
+            status_code=429 if refused else 401,
         )
+        if refused is not None:
+            resp.headers["Retry-After"] = str(refused.retry_after_s)
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=3600)
         return resp
     cookie, _ = result
