@@ -14,11 +14,11 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -42,6 +42,8 @@ from gristmill.models.protocols import (
 )
 from gristmill.store import Workspace
 from gristmill.synth.templates import template_hash
+
+A = TypeVar("A")  # one answer of a model call (a generation, next-token log-probs)
 
 
 class SynthError(ValueError):
@@ -218,62 +220,16 @@ class Run:
                 groups[-1].append(i)
             else:
                 groups.append([i])
-        results: list[Generation | None] = [None] * len(calls)
-        progress = self._progress()
-        task: TaskID | None = None
-        if progress is not None:
-            progress.start()
-            task = progress.add_task(label, total=len(calls), tokens=0, cost="")
 
         def one(group: list[int]) -> list[Generation]:
             params = calls[group[0]][1]
             return self.lm.generate([calls[i][0] for i in group], params)
 
-        workers = min(self.options.resolved_workers(), max(1, len(groups)))
-        pool = ThreadPoolExecutor(max_workers=workers)
-        try:
-            futures: list[tuple[list[int], Future[list[Generation]]]] = [
-                (g, pool.submit(one, g)) for g in groups
-            ]
-            # results in order; each call is already in the cache when it returns
-            for group, fut in futures:
-                try:
-                    answers = fut.result()
-                except ModelError as exc:
-                    for i in group:
-                        key = ids[i] if ids is not None else str(i)
-                        cand = candidates[i] if candidates is not None else None
-                        self.fail(Failure(key, label, "model_error", str(exc), candidate=cand))
-                    answers = []
-                for i, gen in zip(group, answers, strict=False):
-                    results[i] = gen
-                    self.prompt_tokens += gen.prompt_tokens
-                    self.completion_tokens += gen.completion_tokens
-                if progress is not None and task is not None:
-                    cost = self.cost(self.meter.prompt_tokens, self.meter.completion_tokens)
-                    progress.update(
-                        task,
-                        advance=len(group),
-                        tokens=self.completion_tokens,
-                        cost=f"${cost:.4f}" if cost is not None else "",
-                    )
-        except BaseException:
-            # Ctrl-C or an unexpected error: drop the queued calls instead of waiting for
-            # them (finished ones are in the cache; a rerun resumes from there)
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        else:
-            pool.shutdown(wait=True)
-        finally:
-            if progress is not None:
-                progress.stop()
-        self.requests += len(calls)
-        if calls and all(r is None for r in results):
-            first = next((f for f in self.failures if f.reason == "model_error"), None)
-            raise SynthError(
-                f"every {label} call failed; first error: {first.detail if first else '?'}"
-            )
-        return results
+        def count(gen: Generation) -> None:
+            self.prompt_tokens += gen.prompt_tokens
+            self.completion_tokens += gen.completion_tokens
+
+        return self._in_flight(groups, len(calls), one, count, label, ids, candidates)
 
     def next_tokens(
         self,
@@ -291,37 +247,63 @@ class Run:
         groups = [
             list(range(i, min(i + chunk, len(prompts)))) for i in range(0, len(prompts), chunk)
         ]
-        results: list[NextTokens | None] = [None] * len(prompts)
-        progress = self._progress()
-        task: TaskID | None = None
-        if progress is not None:
-            progress.start()
-            task = progress.add_task(label, total=len(prompts), tokens=0, cost="")
 
         def one(group: list[int]) -> list[NextTokens]:
             return self.lm.next_token_logprobs([prompts[i] for i in group], candidates, top_k=5)
 
+        def count(nt: NextTokens) -> None:
+            self.prompt_tokens += nt.prompt_tokens
+
+        return self._in_flight(groups, len(prompts), one, count, label, ids, cands)
+
+    def _in_flight(
+        self,
+        groups: list[list[int]],
+        total: int,
+        call: Callable[[list[int]], Sequence[A]],
+        count: Callable[[A], None],
+        label: str,
+        ids: Sequence[str] | None,
+        candidates: Sequence[int | None] | None,
+    ) -> list[A | None]:
+        """``call`` over the groups of indices, up to ``resolved_workers`` at once, results
+        in order (each call is already in the cache when it returns). A model error fails
+        that group's items (recorded under their ids); ``NoLogprobs`` (the backend cannot
+        do this at all) stops the run; Ctrl-C drops the queued calls instead of waiting."""
+        results: list[A | None] = [None] * total
+        progress = self._progress()
+        task: TaskID | None = None
+        if progress is not None:
+            progress.start()
+            task = progress.add_task(label, total=total, tokens=0, cost="")
         workers = min(self.options.resolved_workers(), max(1, len(groups)))
         pool = ThreadPoolExecutor(max_workers=workers)
         try:
-            futures = [(g, pool.submit(one, g)) for g in groups]
+            futures = [(g, pool.submit(call, g)) for g in groups]
             for group, fut in futures:
                 try:
-                    answers = fut.result()
+                    answers: Sequence[A] = fut.result()
                 except NoLogprobs:
                     raise
                 except ModelError as exc:
                     for i in group:
-                        self.fail(
-                            Failure(ids[i], label, "model_error", str(exc), candidate=cands[i])
-                        )
+                        key = ids[i] if ids is not None else str(i)
+                        cand = candidates[i] if candidates is not None else None
+                        self.fail(Failure(key, label, "model_error", str(exc), candidate=cand))
                     answers = []
-                for i, nt in zip(group, answers, strict=False):
-                    results[i] = nt
-                    self.prompt_tokens += nt.prompt_tokens
+                for i, answer in zip(group, answers, strict=False):
+                    results[i] = answer
+                    count(answer)
                 if progress is not None and task is not None:
-                    progress.update(task, advance=len(group))
+                    cost = self.cost(self.meter.prompt_tokens, self.meter.completion_tokens)
+                    progress.update(
+                        task,
+                        advance=len(group),
+                        tokens=self.completion_tokens,
+                        cost=f"${cost:.4f}" if cost is not None else "",
+                    )
         except BaseException:
+            # finished calls are in the cache; a rerun resumes from there
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         else:
@@ -329,8 +311,8 @@ class Run:
         finally:
             if progress is not None:
                 progress.stop()
-        self.requests += len(prompts)
-        if prompts and all(r is None for r in results):
+        self.requests += total
+        if total and all(r is None for r in results):
             first = next((f for f in self.failures if f.reason == "model_error"), None)
             raise SynthError(
                 f"every {label} call failed; first error: {first.detail if first else '?'}"
