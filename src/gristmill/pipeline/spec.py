@@ -50,6 +50,17 @@ def known_steps(providers: tuple[str, ...] = STEP_PROVIDERS) -> dict[str, type[S
     }
 
 
+def find_step(name: str) -> type[Step] | None:
+    """A registered step, importing the stages one by one until one registers it (a
+    curation pipeline never loads the sampling stage; a fresh Ray worker finds both)."""
+    for module in (None, *STEP_PROVIDERS):
+        if module is not None:
+            importlib.import_module(module)
+        if name in REGISTRY:
+            return REGISTRY[name]
+    return None
+
+
 @dataclass(frozen=True)
 class StepSpec:
     name: str
@@ -69,15 +80,12 @@ class PipelineSpec:
         return hashlib.blake2b(data, digest_size=6).hexdigest()
 
     def build(self) -> list[Step]:
-        known_steps()  # every stage's steps registered, plus any registered by the caller
-        steps = dict(sorted(REGISTRY.items()))
         out: list[Step] = []
         for i, spec in enumerate(self.steps, start=1):
-            cls = steps.get(spec.name)
+            cls = find_step(spec.name)
             if cls is None:
-                raise ValueError(
-                    f"step {i}: unknown step {spec.name!r}; known steps: {', '.join(steps)}"
-                )
+                known = ", ".join(sorted(REGISTRY))
+                raise ValueError(f"step {i}: unknown step {spec.name!r}; known steps: {known}")
             try:
                 out.append(cls(**spec.params))
             except TypeError as exc:
