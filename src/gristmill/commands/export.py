@@ -224,14 +224,13 @@ def export_command(
 
 
 def contaminated(version: Version, evals: list[Version]) -> dict[str, str]:
-    """Record id → "contaminated: <eval>" (the first eval that holds one of its items)."""
-    from gristmill.evals.contamination import contaminated_ids
+    """Record id → "contaminated: <eval>" (the first eval given that holds one of its
+    items), in one pass over the training set (the curate step's rule)."""
+    if not evals:
+        return {}
+    from gristmill.curate.decontaminate import find_contamination
 
-    reasons: dict[str, str] = {}
-    for ev in evals:
-        for record_id in contaminated_ids(version, ev):
-            reasons.setdefault(record_id, f"contaminated: {ev.ref}")
-    return reasons
+    return {c.record_id: f"contaminated: {c.evals[0]}" for c in find_contamination(version, evals)}
 
 
 COMMANDS: list[click.Command] = [export_command]
