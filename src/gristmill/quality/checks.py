@@ -19,9 +19,12 @@ from gristmill.quality.text import (
     MISMATCH_MIN_CONFIDENCE,
     MISMATCH_MIN_LETTERS,
     detect_language,
+    dicts_of,
     digest,
     letters,
     normalize,
+    str_of,
+    strs_of,
 )
 from gristmill.records.arrow import from_row
 from gristmill.records.kinds import Kind
@@ -77,18 +80,6 @@ def filled(value: Any) -> bool:
     return True
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _dicts(value: Any) -> list[Row]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _strs(value: Any) -> list[str]:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
 def _join(texts: list[str]) -> str:
     return "\n\n".join(t for t in texts if t)
 
@@ -98,7 +89,7 @@ def _message_filled(message: Row) -> bool:
 
 
 def _candidate_text(candidate: Row) -> str:
-    return _join([_text(m.get("content")) for m in _dicts(candidate.get("messages"))])
+    return _join([str_of(m.get("content")) for m in dicts_of(candidate.get("messages"))])
 
 
 # -- completeness ----------------------------------------------------------------------
@@ -140,8 +131,8 @@ KIND_FIELDS: dict[Kind, list[FieldSpec]] = {
             True,
             "every message has content or tool calls",
             lambda r: (
-                bool(_dicts(r.get("messages")))
-                and all(_message_filled(m) for m in _dicts(r.get("messages")))
+                bool(dicts_of(r.get("messages")))
+                and all(_message_filled(m) for m in dicts_of(r.get("messages")))
             ),
         ),
         FieldSpec("task_category", False, "InstructGPT task category", _has("task_category")),
@@ -154,8 +145,8 @@ KIND_FIELDS: dict[Kind, list[FieldSpec]] = {
             True,
             "every candidate has non-empty messages",
             lambda r: (
-                bool(_dicts(r.get("candidates")))
-                and all(filled(_candidate_text(c)) for c in _dicts(r.get("candidates")))
+                bool(dicts_of(r.get("candidates")))
+                and all(filled(_candidate_text(c)) for c in dicts_of(r.get("candidates")))
             ),
         ),
         FieldSpec(
@@ -163,12 +154,12 @@ KIND_FIELDS: dict[Kind, list[FieldSpec]] = {
             False,
             "every candidate carries a preference signal",
             lambda r: (
-                bool(_dicts(r.get("candidates")))
+                bool(dicts_of(r.get("candidates")))
                 and all(
                     c.get("rank") is not None
                     or filled(c.get("ratings"))
                     or c.get("label") is not None
-                    for c in _dicts(r.get("candidates"))
+                    for c in dicts_of(r.get("candidates"))
                 )
             ),
         ),
@@ -181,7 +172,7 @@ KIND_FIELDS: dict[Kind, list[FieldSpec]] = {
             False,
             "a reference answer or a chosen choice",
             lambda r: (
-                bool(_strs(r.get("references")))
+                bool(strs_of(r.get("references")))
                 or (filled(r.get("choices")) and r.get("answer_index") is not None)
             ),
         ),
@@ -268,7 +259,7 @@ def role_order_problems(messages: list[Row]) -> list[str]:
         if role in ("user", "assistant") and role == previous and SAME_ROLE_TWICE not in out:
             out.append(SAME_ROLE_TWICE)
         if role == "assistant":
-            for call in _dicts(message.get("tool_calls")):
+            for call in dicts_of(message.get("tool_calls")):
                 any_call = True
                 if call.get("id"):
                     call_ids.add(str(call["id"]))
@@ -294,11 +285,11 @@ def _language_pair(user: str, assistant: str) -> str | None:
 
 
 def _conversation(row: Row, facts: Facts, valid: bool) -> None:
-    messages = _dicts(row.get("messages"))
+    messages = dicts_of(row.get("messages"))
     roles = [m.get("role") for m in messages]
-    contents = [_text(m.get("content")) for m in messages]
+    contents = [str_of(m.get("content")) for m in messages]
     facts.main_text = _join([c for r, c in zip(roles, contents, strict=True) if r != "system"])
-    system = _text(row.get("system"))
+    system = str_of(row.get("system"))
     if system:
         facts.parts.append(("system", system))
     facts.parts.extend((str(r), c) for r, c in zip(roles, contents, strict=True))
@@ -328,9 +319,9 @@ def _conversation(row: Row, facts: Facts, valid: bool) -> None:
 
 
 def _preference(row: Row, facts: Facts, valid: bool) -> None:
-    prompt = _dicts(row.get("prompt"))
-    candidates = _dicts(row.get("candidates"))
-    prompt_text = _join([_text(m.get("content")) for m in prompt])
+    prompt = dicts_of(row.get("prompt"))
+    candidates = dicts_of(row.get("candidates"))
+    prompt_text = _join([str_of(m.get("content")) for m in prompt])
     texts = [_candidate_text(c) for c in candidates]
     facts.main_text = _join([prompt_text, *texts])
     facts.parts.append(("prompt", prompt_text))
@@ -345,7 +336,7 @@ def _preference(row: Row, facts: Facts, valid: bool) -> None:
             facts.errors.append(SINGLE_UNLABELLED)
     problems: list[str] = []
     for candidate in candidates or [{}]:
-        for p in role_order_problems(prompt + _dicts(candidate.get("messages"))):
+        for p in role_order_problems(prompt + dicts_of(candidate.get("messages"))):
             if p not in problems:
                 problems.append(p)
     facts.problems.extend(problems)
@@ -359,9 +350,9 @@ def _preference(row: Row, facts: Facts, valid: bool) -> None:
 
 
 def _eval_item(row: Row, facts: Facts, valid: bool) -> None:
-    text = _text(row.get("input"))
-    references = _strs(row.get("references"))
-    choices = _strs(row.get("choices"))
+    text = str_of(row.get("input"))
+    references = strs_of(row.get("references"))
+    choices = strs_of(row.get("choices"))
     answer = row.get("answer_index")
     facts.main_text = text
     facts.parts.append(("input", text))
@@ -375,7 +366,7 @@ def _eval_item(row: Row, facts: Facts, valid: bool) -> None:
             facts.errors.append(CHOICES_NO_ANSWER)
         grader_type: Any = None
         try:
-            grader = orjson.loads(_text(row.get("grader")) or '{"type": "exact_match"}')
+            grader = orjson.loads(str_of(row.get("grader")) or '{"type": "exact_match"}')
             grader_type = grader.get("type") if isinstance(grader, dict) else None
         except orjson.JSONDecodeError:
             facts.errors.append(BAD_GRADER)
@@ -388,9 +379,9 @@ def _eval_item(row: Row, facts: Facts, valid: bool) -> None:
 
 
 def _agent_trace(row: Row, facts: Facts, valid: bool) -> None:
-    task = _text(row.get("task"))
-    steps = _dicts(row.get("steps"))
-    contents = [_text(s.get("content")) for s in steps]
+    task = str_of(row.get("task"))
+    steps = dicts_of(row.get("steps"))
+    contents = [str_of(s.get("content")) for s in steps]
     facts.main_text = _join([task, *contents])
     facts.parts.append(("task", task))
     facts.parts.extend(("step", c) for c in contents if c)
@@ -412,21 +403,21 @@ def _agent_trace(row: Row, facts: Facts, valid: bool) -> None:
 
 
 def _media(row: Row, facts: Facts, valid: bool) -> None:
-    captions = _strs(row.get("captions"))
-    transcript = " ".join(_text(t.get("text")) for t in _dicts(row.get("transcripts")))
+    captions = strs_of(row.get("captions"))
+    transcript = " ".join(str_of(t.get("text")) for t in dicts_of(row.get("transcripts")))
     facts.main_text = _join([*captions, transcript])
     facts.parts.extend(("caption", c) for c in captions)
     if transcript:
         facts.parts.append(("transcript", transcript))
     if valid:
-        boxes = _dicts(row.get("boxes"))
+        boxes = dicts_of(row.get("boxes"))
         if any((b.get("width") or 0) <= 0 or (b.get("height") or 0) <= 0 for b in boxes):
             facts.errors.append(BAD_BOX)
-        segments = _dicts(row.get("segments"))
+        segments = dicts_of(row.get("segments"))
         if any((s.get("end") or 0) < (s.get("start") or 0) for s in segments):
             facts.errors.append(BAD_SEGMENT)
-    labels = _strs(row.get("labels"))
-    uri = _text(row.get("uri"))
+    labels = strs_of(row.get("labels"))
+    uri = str_of(row.get("uri"))
     if uri and labels:
         facts.group_key = digest(uri)
         facts.group_answer = digest(sorted(set(labels)))
@@ -444,7 +435,7 @@ def inspect(kind: Kind, row: Row, max_chars: int = 2000) -> Facts:
         facts.errors.append(invalid)
     valid = invalid is None
     if kind is Kind.DOCUMENT:
-        facts.main_text = _text(row.get("text"))
+        facts.main_text = str_of(row.get("text"))
         if valid and not facts.main_text.strip():
             facts.errors.append(BLANK_TEXT)
     elif kind is Kind.CONVERSATION:

@@ -13,6 +13,7 @@ from typing import Any
 
 from gristmill.pii_detect import PII_TYPES, Finding, detectors, find_pii
 from gristmill.quality.model import PIIExample, PIIPartStats, PIIStats, PIITypeStats
+from gristmill.quality.text import dicts_of, str_of, strs_of
 from gristmill.records.kinds import Kind
 
 Row = dict[str, Any]
@@ -31,22 +32,10 @@ PII_METHOD = (
 # -- the texts of a record ----------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _dicts(value: Any) -> list[Row]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _strs(value: Any) -> list[str]:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
 def _message_texts(message: Row) -> list[str]:
     """Content, reasoning and tool-call arguments: all a message says."""
-    out = [_text(message.get("content")), _text(message.get("reasoning"))]
-    out += [_text(call.get("arguments")) for call in _dicts(message.get("tool_calls"))]
+    out = [str_of(message.get("content")), str_of(message.get("reasoning"))]
+    out += [str_of(call.get("arguments")) for call in dicts_of(message.get("tool_calls"))]
     return out
 
 
@@ -55,29 +44,29 @@ def pii_texts(kind: Kind, row: Row) -> Texts:
     the role for conversations, prompt/candidate for preferences, and so on."""
     out: Texts = []
     if kind is Kind.DOCUMENT:
-        out.append(("text", _text(row.get("text"))))
+        out.append(("text", str_of(row.get("text"))))
     elif kind is Kind.CONVERSATION:
-        out.append(("system", _text(row.get("system"))))
-        for message in _dicts(row.get("messages")):
+        out.append(("system", str_of(row.get("system"))))
+        for message in dicts_of(row.get("messages")):
             role = str(message.get("role") or "(no role)")
             out += [(role, t) for t in _message_texts(message)]
     elif kind is Kind.PREFERENCE:
-        for message in _dicts(row.get("prompt")):
+        for message in dicts_of(row.get("prompt")):
             out += [("prompt", t) for t in _message_texts(message)]
-        for candidate in _dicts(row.get("candidates")):
-            for message in _dicts(candidate.get("messages")):
+        for candidate in dicts_of(row.get("candidates")):
+            for message in dicts_of(candidate.get("messages")):
                 out += [("candidate", t) for t in _message_texts(message)]
     elif kind is Kind.EVAL_ITEM:
-        out.append(("input", _text(row.get("input"))))
-        out += [("reference", r) for r in _strs(row.get("references"))]
-        out += [("choice", c) for c in _strs(row.get("choices"))]
+        out.append(("input", str_of(row.get("input"))))
+        out += [("reference", r) for r in strs_of(row.get("references"))]
+        out += [("choice", c) for c in strs_of(row.get("choices"))]
     elif kind is Kind.AGENT_TRACE:
-        out.append(("task", _text(row.get("task"))))
-        for step in _dicts(row.get("steps")):
-            out += [("step", _text(step.get("content"))), ("step", _text(step.get("arguments")))]
+        out.append(("task", str_of(row.get("task"))))
+        for step in dicts_of(row.get("steps")):
+            out += [("step", str_of(step.get("content"))), ("step", str_of(step.get("arguments")))]
     elif kind is Kind.MEDIA:
-        out += [("caption", c) for c in _strs(row.get("captions"))]
-        out += [("transcript", _text(t.get("text"))) for t in _dicts(row.get("transcripts"))]
+        out += [("caption", c) for c in strs_of(row.get("captions"))]
+        out += [("transcript", str_of(t.get("text"))) for t in dicts_of(row.get("transcripts"))]
     return [(part, text) for part, text in out if text]
 
 

@@ -97,3 +97,19 @@ def digest(value: Any) -> int:
         else orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     )
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+# -- reading row values that may be missing or of the wrong type (bad input is counted,
+# never raised on, by the report's checks)
+
+
+def str_of(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def dicts_of(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def strs_of(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
