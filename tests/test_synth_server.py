@@ -116,14 +116,13 @@ class CountingProxy:
 
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[CountingProxy]:
-    # One thread for prompts too: on a busy 2-core machine llama.cpp's spinning thread
-    # pool made a 40-token prompt take 30 s with two batch threads, 1 s with one.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("N_THREADS_BATCH", "1")  # read by llama-cpp-python's server settings
-        with llama_server(threads=1) as url:
-            p = CountingProxy(url)
-            yield p
-            p.close()
+    # One thread, for prompts too (llama_server passes it as --n_threads_batch): on a
+    # busy 2-core machine llama.cpp's spinning thread pool made a 40-token prompt take
+    # 30 s with two batch threads, 1 s with one.
+    with llama_server(threads=1) as url:
+        p = CountingProxy(url)
+        yield p
+        p.close()
 
 
 def _import(run_cli: Callable[..., Result], path: Path, name: str) -> None:
